@@ -1,0 +1,84 @@
+"""Datasets and the input pipeline.
+
+``load_dataset(name, **kwargs)`` returns ``{split: {"x": ..., "y": ...}}`` NumPy arrays for every
+dataset a config can name; :class:`ArrayLoader` turns a split into device batches.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+from d2ljax.data.pipeline import ArrayLoader, epoch_permutation, image_transform
+
+Splits = dict[str, dict]
+_DATASETS: dict[str, tuple[Callable[..., Splits], str]] = {}
+
+
+def register_dataset(name: str, description: str = ""):
+    def wrap(fn):
+        _DATASETS[name] = (fn, description)
+        return fn
+
+    return wrap
+
+
+def list_dataset_names() -> dict[str, str]:
+    return {k: d for k, (_, d) in sorted(_DATASETS.items())}
+
+
+def load_dataset(name: str, **kwargs) -> Splits:
+    """The splits of a named dataset (see :func:`list_dataset_names`)."""
+    if name not in _DATASETS:
+        close = difflib.get_close_matches(name, _DATASETS, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(_DATASETS))}.{hint}"
+        )
+    return _DATASETS[name][0](**kwargs)
+
+
+@register_dataset("fashion_mnist", "Fashion-MNIST 28x28 grey images, 10 classes (book §4.2)")
+def _fashion_mnist(**kwargs) -> Splits:
+    from d2ljax.data.vision import load_fashion_mnist
+
+    return load_fashion_mnist(**kwargs)
+
+
+@register_dataset("mnist", "MNIST handwritten digits 28x28, 10 classes")
+def _mnist(**kwargs) -> Splits:
+    from d2ljax.data.vision import load_mnist
+
+    return load_mnist(**kwargs)
+
+
+@register_dataset("synthetic_regression", "y = Xw + b + noise, w=[2,-3.4], b=4.2 (book §3.3)")
+def _synthetic_regression(w=(2.0, -3.4), b=4.2, **kwargs) -> Splits:
+    from d2ljax.data.synthetic import synthetic_regression
+
+    return synthetic_regression(list(w), b, **kwargs)
+
+
+@register_dataset("weight_decay", "20 train / 100 val examples, 200 inputs (book §3.7)")
+def _weight_decay(**kwargs) -> Splits:
+    from d2ljax.data.synthetic import weight_decay_data
+
+    return weight_decay_data(**kwargs)
+
+
+@register_dataset("kaggle_house", "Kaggle house prices, preprocessed, log-price labels (§5.7)")
+def _kaggle_house(**kwargs) -> Splits:
+    from d2ljax.data.tabular import load_kaggle_house, preprocess_house
+
+    data = preprocess_house(*load_kaggle_house(**kwargs))
+    return {"train": {"x": data.train_x, "y": data.train_y}, "test": {"x": data.test_x}}
+
+
+__all__ = [
+    "ArrayLoader",
+    "epoch_permutation",
+    "image_transform",
+    "list_dataset_names",
+    "load_dataset",
+    "register_dataset",
+]
