@@ -1,0 +1,31 @@
+"""The training core: state, pure steps, the ``fit`` loop, checkpoints, losses, optimizers."""
+
+from d2ljax.train.checkpoint import Checkpointer, load_params, save_params
+from d2ljax.train.loop import Callback, EarlyStopping, FitResult, evaluate, fit
+from d2ljax.train.losses import get_loss, list_losses, register_loss
+from d2ljax.train.optimizer import make_optimizer, make_schedule, register_optimizer
+from d2ljax.train.state import TrainState, num_params
+from d2ljax.train.steps import eval_step, make_steps, summarize, train_step
+
+__all__ = [
+    "Callback",
+    "Checkpointer",
+    "EarlyStopping",
+    "FitResult",
+    "TrainState",
+    "eval_step",
+    "evaluate",
+    "fit",
+    "get_loss",
+    "list_losses",
+    "load_params",
+    "make_optimizer",
+    "make_schedule",
+    "make_steps",
+    "num_params",
+    "register_loss",
+    "register_optimizer",
+    "save_params",
+    "summarize",
+    "train_step",
+]

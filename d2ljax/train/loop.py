@@ -1,0 +1,275 @@
+"""``fit``: the training loop (the book's ``Trainer``) over the pure, compiled steps.
+
+Per epoch: one pass of compiled train steps (state and metric sums donated and kept on the device),
+one pass of eval steps, one device-to-host read of the sums, a line or a progress bar, the history
+written to ``WORKDIR/metrics.json``, a checkpoint every ``checkpoint_every`` epochs and at the end,
+and the callbacks (early stopping). A run interrupted at any point resumes from its last checkpoint
+with ``resume=True`` and ends with exactly the parameters of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from d2ljax.train.checkpoint import Checkpointer
+from d2ljax.train.losses import LossFn
+from d2ljax.train.state import TrainState
+from d2ljax.train.steps import make_steps, summarize
+
+
+class Callback:
+    """Hooks called by :func:`fit`. ``on_epoch_end`` returns True to stop training."""
+
+    def on_train_begin(self, history: dict[str, list]) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, history: dict[str, list], state: TrainState) -> bool:
+        return False
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    It decides from the history alone, so a resumed run stops at the same epoch as an
+    uninterrupted one.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 3,
+        min_delta: float = 0.0,
+        mode: str = "min",
+    ):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.monitor, self.patience, self.min_delta, self.mode = monitor, patience, min_delta, mode
+
+    def on_epoch_end(self, epoch, history, state) -> bool:
+        if self.monitor not in history:
+            raise KeyError(
+                f"EarlyStopping monitors {self.monitor!r}, but the history has only "
+                f"{sorted(history)}"
+            )
+        values = history[self.monitor]
+        sign = 1.0 if self.mode == "min" else -1.0
+        best_i = 0
+        for i, v in enumerate(values):
+            if sign * (values[best_i] - v) > self.min_delta:
+                best_i = i
+        return len(values) - 1 - best_i >= self.patience
+
+
+@dataclass
+class FitResult:
+    state: TrainState
+    history: dict[str, list] = field(default_factory=dict)
+    stopped_early: bool = False
+
+    @property
+    def model(self) -> nnx.Module:
+        """The trained model in eval mode."""
+        return self.state.model()
+
+
+def _use_bar(progress: bool | None) -> bool:
+    if progress is not None:
+        return progress
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+
+
+def _format(logs: dict[str, float]) -> str:
+    return " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items())
+
+
+def _zeros_like_metrics(fn: Callable, *args) -> Any:
+    shapes = jax.eval_shape(fn, *args)
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
+def fit(
+    model: nnx.Module,
+    train_data: Iterable[dict],
+    *,
+    optimizer: optax.GradientTransformation,
+    epochs: int,
+    val_data: Iterable[dict] | None = None,
+    loss_fn: str | LossFn = "classification",
+    seed: int = 0,
+    workdir: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: Sequence[Callback] = (),
+    progress: bool | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+    plot: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> FitResult:
+    """Train ``model`` for ``epochs`` epochs and return the trained state and the history.
+
+    Args:
+      model: any Flax NNX module; ``loss_fn(model, batch)`` defines what it is trained on.
+      train_data, val_data: iterables of batches (e.g. :class:`d2ljax.data.ArrayLoader`); an object
+        with ``set_epoch(e)`` is told the epoch first, so shuffling depends on (seed, epoch).
+      optimizer: an optax transformation (gradient clipping and weight decay belong in its chain,
+        see :func:`d2ljax.train.make_optimizer`).
+      loss_fn: a registered loss name or ``fn(model, batch) -> (loss, metric_sums)``.
+      workdir: where ``metrics.json``, ``curves.png`` and ``checkpoints/`` go (None: nowhere).
+      checkpoint_every: save every N epochs (0: only at the end); requires ``workdir``.
+      resume: continue from the latest checkpoint in ``workdir`` (start fresh if there is none).
+      overwrite: delete existing checkpoints in ``workdir`` instead of refusing to start.
+      progress: a live progress bar (default: only on a terminal and not in CI).
+      mesh: replicate the state over this mesh (the batches carry their own sharding).
+    """
+    if epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    log = log or (lambda s: print(s, flush=True))
+    steps = make_steps(loss_fn)
+    state = TrainState.create(model, optimizer, seed=seed)
+    if mesh is not None:
+        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        state = jax.device_put(state, replicated)
+
+    history: dict[str, list] = {}
+    start_epoch = 0
+    ckpt = None
+    workdir = Path(workdir) if workdir is not None else None
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        ckpt_dir = workdir / "checkpoints"
+        if ckpt_dir.exists() and overwrite and not resume:
+            shutil.rmtree(ckpt_dir)
+        ckpt = Checkpointer(ckpt_dir)
+        latest = ckpt.latest_epoch()
+        if latest is not None and not resume:
+            ckpt.close()
+            raise FileExistsError(
+                f"{workdir} already has checkpoints (epochs {ckpt.all_epochs()}): resume them with "
+                "resume=True (--resume), start over with overwrite=True (--overwrite), or pick "
+                "another workdir"
+            )
+        if latest is not None:
+            arrays, meta = ckpt.restore(state.arrays())
+            state = state.replace_arrays(arrays)
+            history = meta.get("history", {})
+            start_epoch = int(meta.get("epoch", latest))
+            log(f"resumed from {ckpt_dir} at epoch {start_epoch}")
+    elif resume:
+        raise ValueError("resume=True needs a workdir to find checkpoints in")
+
+    for cb in callbacks:
+        cb.on_train_begin(history)
+
+    use_bar = _use_bar(progress)
+    stopped = False
+    totals = None
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, epochs):
+            t0 = time.perf_counter()
+            if hasattr(train_data, "set_epoch"):
+                train_data.set_epoch(epoch)
+            bar = _bar(train_data, epoch, epochs) if use_bar else None
+            totals = None
+            n = 0
+            for batch in train_data:
+                if totals is None:
+                    totals = _zeros_like_metrics(steps.train, state, None, batch)[1]
+                state, totals = steps.train(state, totals, batch)
+                n += 1
+                if bar is not None:
+                    bar.update(1)
+                    if n % bar.log_every == 0:
+                        bar.set_postfix_str(_format(summarize(totals)), refresh=False)
+            if n == 0:
+                raise ValueError("the training data produced no batch")
+            logs = {"epoch": epoch + 1}
+            logs.update({f"train_{k}": v for k, v in summarize(totals).items()})
+            if val_data is not None:
+                if hasattr(val_data, "set_epoch"):
+                    val_data.set_epoch(0)
+                vtotals = None
+                for batch in val_data:
+                    if vtotals is None:
+                        vtotals = _zeros_like_metrics(steps.eval, state, None, batch)
+                    vtotals = steps.eval(state, vtotals, batch)
+                logs.update({f"val_{k}": v for k, v in summarize(vtotals).items()})
+            logs["epoch_time"] = time.perf_counter() - t0
+            if bar is not None:
+                bar.set_postfix_str(_format({k: v for k, v in logs.items() if k != "epoch"}))
+                bar.close()
+            else:
+                log(
+                    f"epoch {epoch + 1}/{epochs} "
+                    + _format({k: v for k, v in logs.items() if k != "epoch"})
+                )
+            for k, v in logs.items():
+                history.setdefault(k, []).append(v)
+            if any(not math.isfinite(v) for k, v in logs.items() if k.endswith("loss")):
+                log("warning: the loss is not finite; lower the learning rate?")
+            stop = any(cb.on_epoch_end(epoch, history, state) for cb in callbacks)
+            last = stop or epoch + 1 == epochs
+            if workdir is not None:
+                _write_json(workdir / "metrics.json", history)
+                if last or (checkpoint_every and (epoch + 1) % checkpoint_every == 0):
+                    ckpt.save(
+                        epoch + 1,
+                        jax.device_get(state.arrays()),
+                        {"epoch": epoch + 1, "history": history},
+                    )
+            if stop:
+                stopped = True
+                log(f"early stopping after epoch {epoch + 1}")
+                break
+    finally:
+        if ckpt is not None:
+            ckpt.close()
+
+    if workdir is not None and plot and history:
+        from d2ljax.plot import plot_history
+
+        plot_history(history, workdir / "curves.png")
+    return FitResult(state=state, history=history, stopped_early=stopped)
+
+
+def _bar(loader, epoch: int, epochs: int):
+    from tqdm.auto import tqdm
+
+    total = len(loader) if hasattr(loader, "__len__") else None
+    bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=True, dynamic_ncols=True)
+    bar.log_every = max(1, (total or 100) // 20)
+    return bar
+
+
+def evaluate(
+    state: TrainState, data: Iterable[dict], loss_fn: str | LossFn = "classification"
+) -> dict[str, float]:
+    """Average metrics of the eval-mode model over ``data``."""
+    steps = make_steps(loss_fn)
+    totals = None
+    for batch in data:
+        if totals is None:
+            totals = _zeros_like_metrics(steps.eval, state, None, batch)
+        totals = steps.eval(state, totals, batch)
+    return summarize(totals)

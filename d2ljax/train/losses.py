@@ -1,0 +1,95 @@
+"""Loss functions for the training core.
+
+A loss function has the signature ``loss_fn(model, batch) -> (loss, metrics)``: ``loss`` is the
+scalar that is differentiated (a mean over the batch), ``metrics`` a dict of *sums* over the batch
+plus a ``"count"`` entry, so that epoch averages are exact even when the last batch is smaller.
+Register new ones with :func:`register_loss` so a config can name them.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+LossFn = Callable[[nnx.Module, dict], tuple[jax.Array, dict[str, jax.Array]]]
+_LOSSES: dict[str, LossFn] = {}
+
+
+def register_loss(name: str):
+    def wrap(fn: LossFn) -> LossFn:
+        _LOSSES[name] = fn
+        return fn
+
+    return wrap
+
+
+def get_loss(name_or_fn: str | LossFn) -> LossFn:
+    if callable(name_or_fn):
+        return name_or_fn
+    if name_or_fn not in _LOSSES:
+        close = difflib.get_close_matches(name_or_fn, _LOSSES, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"unknown loss {name_or_fn!r}; known losses: {', '.join(sorted(_LOSSES))}." + hint
+        )
+    return _LOSSES[name_or_fn]
+
+
+def list_losses() -> list[str]:
+    return sorted(_LOSSES)
+
+
+def _count(y: jax.Array) -> jax.Array:
+    return jnp.asarray(y.shape[0], jnp.float32)
+
+
+@register_loss("classification")
+def classification(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
+    """Softmax cross-entropy on ``model(batch['x'])`` against integer labels ``batch['y']``."""
+    logits_BC = model(batch["x"])
+    ce_B = optax.softmax_cross_entropy_with_integer_labels(logits_BC, batch["y"])
+    correct_B = jnp.argmax(logits_BC, axis=-1) == batch["y"]
+    return ce_B.mean(), {
+        "loss": ce_B.sum(),
+        "accuracy": correct_B.sum().astype(jnp.float32),
+        "count": _count(batch["y"]),
+    }
+
+
+@register_loss("classification_scratch")
+def classification_scratch(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
+    """The book's from-scratch loss (§4.2): softmax by hand, then ``-log p[y]``."""
+    from d2ljax.nn import functional as F
+
+    logits_BC = model(batch["x"])
+    probs_BC = F.softmax(logits_BC)
+    ce_B = -jnp.log(jnp.take_along_axis(probs_BC, batch["y"][:, None], axis=-1)[:, 0])
+    correct_B = jnp.argmax(logits_BC, axis=-1) == batch["y"]
+    return ce_B.mean(), {
+        "loss": ce_B.sum(),
+        "accuracy": correct_B.sum().astype(jnp.float32),
+        "count": _count(batch["y"]),
+    }
+
+
+@register_loss("squared")
+def squared(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
+    """The book's squared loss ``(y_hat - y)^2 / 2`` (§3.1), averaged over the batch."""
+    y_hat = model(batch["x"])
+    y = batch["y"].reshape(y_hat.shape)
+    l_B = 0.5 * jnp.sum((y_hat - y) ** 2, axis=tuple(range(1, y.ndim)))
+    return l_B.mean(), {"loss": l_B.sum(), "count": _count(y)}
+
+
+@register_loss("mse")
+def mse(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
+    """Mean squared error (``nn.MSELoss``), with log-RMSE reported when targets are log prices."""
+    y_hat = model(batch["x"])
+    y = batch["y"].reshape(y_hat.shape)
+    se_B = jnp.mean((y_hat - y) ** 2, axis=tuple(range(1, y.ndim)))
+    return se_B.mean(), {"loss": se_B.sum(), "count": _count(y)}

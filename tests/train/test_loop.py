@@ -1,0 +1,132 @@
+import json
+
+import chex
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from d2ljax.data import ArrayLoader
+from d2ljax.train import EarlyStopping, fit, make_optimizer
+
+
+class Net(nnx.Module):
+    def __init__(self, *, rngs):
+        self.l1 = nnx.Linear(5, 32, rngs=rngs)
+        self.drop = nnx.Dropout(0.3, rngs=rngs)
+        self.bn = nnx.BatchNorm(32, rngs=rngs)
+        self.l2 = nnx.Linear(32, 4, rngs=rngs)
+
+    def __call__(self, x):
+        return self.l2(self.drop(self.bn(nnx.relu(self.l1(x)))))
+
+
+def blobs(n, seed):
+    """Four Gaussian blobs in 5-D: a learnable classification task."""
+    centers = np.random.default_rng(123).normal(size=(4, 5)) * 3
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n).astype(np.int32)
+    x = (centers[y] + rng.normal(size=(n, 5))).astype(np.float32)
+    return {"x": x, "y": y}
+
+
+def loaders(seed=0):
+    train = blobs(600, 1)
+    val = blobs(200, 2)
+    return (ArrayLoader(train, 64, seed=seed), ArrayLoader(val, 100, shuffle=False))
+
+
+def run(tmp_path, epochs, resume=False, **kw):
+    train, val = loaders()
+    model = Net(rngs=nnx.Rngs(params=0, dropout=1))
+    return fit(
+        model,
+        train,
+        val_data=val,
+        optimizer=make_optimizer("sgd", 0.1, grad_clip=1.0),
+        epochs=epochs,
+        workdir=tmp_path,
+        resume=resume,
+        progress=False,
+        **kw,
+    )
+
+
+def test_fit_learns_and_writes_history(tmp_path):
+    res = run(tmp_path, 5)
+    h = res.history
+    assert h["epoch"] == [1, 2, 3, 4, 5]
+    assert h["train_loss"][-1] < h["train_loss"][0]
+    assert h["val_accuracy"][-1] > 0.9
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk["val_accuracy"] == h["val_accuracy"]
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_resume_gives_identical_parameters(tmp_path):
+    full = run(tmp_path / "full", 4)
+    run(tmp_path / "split", 2)
+    resumed = run(tmp_path / "split", 4, resume=True)
+    chex.assert_trees_all_equal(full.state.params, resumed.state.params)
+    chex.assert_trees_all_equal(full.state.model_state, resumed.state.model_state)
+    chex.assert_trees_all_equal(full.state.opt_state, resumed.state.opt_state)
+    assert full.history["train_loss"] == resumed.history["train_loss"]
+    assert int(resumed.state.step) == 4 * 10
+
+
+def test_existing_checkpoints_need_resume_or_overwrite(tmp_path):
+    run(tmp_path, 1)
+    with pytest.raises(FileExistsError, match="--resume"):
+        run(tmp_path, 2)
+    res = run(tmp_path, 1, overwrite=True)
+    assert res.history["epoch"] == [1]
+
+
+def test_deterministic_given_seed(tmp_path):
+    a = run(tmp_path / "a", 2)
+    b = run(tmp_path / "b", 2)
+    chex.assert_trees_all_equal(a.state.params, b.state.params)
+
+
+def test_early_stopping_from_history():
+    es = EarlyStopping(patience=2)
+    assert not es.on_epoch_end(0, {"val_loss": [1.0, 0.9, 0.95]}, None)
+    assert es.on_epoch_end(0, {"val_loss": [1.0, 0.9, 0.95, 0.97]}, None)
+    with pytest.raises(KeyError, match="val_loss"):
+        es.on_epoch_end(0, {"train_loss": [1.0]}, None)
+
+
+def test_early_stopping_stops_fit(tmp_path):
+    train, val = loaders()
+    res = fit(
+        nnx.Linear(5, 4, rngs=nnx.Rngs(0)),
+        train,
+        val_data=val,
+        optimizer=optax.sgd(0.0),
+        epochs=10,
+        callbacks=[EarlyStopping(patience=1)],
+        progress=False,
+    )
+    assert res.stopped_early and len(res.history["epoch"]) == 2
+
+
+def test_progress_bar_runs(tmp_path, capsys):
+    train, val = loaders()
+    fit(
+        Net(rngs=nnx.Rngs(0)),
+        train,
+        val_data=val,
+        optimizer=optax.sgd(0.1),
+        epochs=1,
+        progress=True,
+    )
+    assert "epoch 1/1" in capsys.readouterr().err
+
+
+def test_optimizer_builder_errors_and_schedules():
+    with pytest.raises(ValueError, match="known: .*adam"):
+        make_optimizer("adma", 0.1)
+    tx = make_optimizer("sgd", 1.0, schedule={"name": "cosine", "warmup_steps": 2}, total_steps=10)
+    assert tx is not None
+    with pytest.raises(ValueError, match="unknown schedule"):
+        make_optimizer("sgd", 1.0, schedule={"name": "nope"})
