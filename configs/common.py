@@ -1,0 +1,68 @@
+"""Shared pieces of the experiment configs (not an experiment itself)."""
+
+from __future__ import annotations
+
+from d2ljax.config import Config
+
+VARIANTS = ("smoke",)
+
+
+def experiment(
+    *,
+    description: str,
+    model: str,
+    dataset: str,
+    batch_size: int,
+    lr: float,
+    epochs: int,
+    loss: str = "classification",
+    optimizer: str = "sgd",
+    model_kwargs: dict | None = None,
+    data_kwargs: dict | None = None,
+    weight_decay: float = 0.0,
+    grad_clip: float | None = None,
+    schedule: dict | None = None,
+    val_split: str | None = "test",
+    resize: int | None = None,
+    seed: int = 0,
+    kfold: int = 0,
+    variant: str | None = None,
+    smoke_limit: int = 2048,
+) -> Config:
+    """A config with every key an experiment can set; ``variant='smoke'`` shrinks it to seconds."""
+    cfg = Config(
+        description=description,
+        model=dict(name=model, kwargs=dict(model_kwargs or {})),
+        data=dict(
+            name=dataset,
+            batch_size=batch_size,
+            eval_batch_size=None,
+            resize=resize,
+            on_device=True,
+            drop_remainder=False,
+            val_split=val_split,
+            limit=None,
+            kwargs=dict(data_kwargs or {}),
+        ),
+        loss=loss,
+        optimizer=dict(
+            name=optimizer,
+            learning_rate=lr,
+            weight_decay=weight_decay,
+            grad_clip=grad_clip,
+            schedule=schedule,
+            kwargs={},
+        ),
+        epochs=epochs,
+        seed=seed,
+        checkpoint_every=1,
+        early_stopping=dict(monitor="val_loss", patience=0, min_delta=0.0, mode="min"),
+        kfold=kfold,
+    )
+    if variant in (None, "", "default"):
+        return cfg
+    if variant == "smoke":
+        cfg.epochs = 1 if not kfold else 2
+        cfg.data.limit = smoke_limit
+        return cfg
+    raise ValueError(f"unknown variant {variant!r}; this experiment has: {', '.join(VARIANTS)}")

@@ -1,0 +1,144 @@
+"""The command line: ``d2ljax train EXPERIMENT``, ``d2ljax list``, ``d2ljax show EXPERIMENT``.
+
+EXPERIMENT is the name of a config in ``configs/`` (``softmax_regression``), optionally with a
+variant (``softmax_regression:smoke``), or the path of a Python file that defines ``get_config``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import importlib.util
+import json
+import pkgutil
+import sys
+from pathlib import Path
+
+from d2ljax.config import Config, ConfigError, apply_overrides
+
+_NOT_EXPERIMENTS = {"common"}
+
+
+def list_experiments() -> dict[str, str]:
+    """Experiment name -> first line of its docstring."""
+    import d2ljax.configs as configs
+
+    out = {}
+    for info in pkgutil.iter_modules(configs.__path__):
+        if info.name.startswith("_") or info.name in _NOT_EXPERIMENTS:
+            continue
+        module = importlib.import_module(f"d2ljax.configs.{info.name}")
+        out[info.name] = ((module.__doc__ or "").strip().splitlines() or [""])[0]
+    return dict(sorted(out.items()))
+
+
+def load_config(experiment: str) -> Config:
+    """The config of ``NAME``, ``NAME:VARIANT`` or ``path/to/config.py[:VARIANT]``."""
+    name, _, variant = experiment.partition(":")
+    if name.endswith(".py"):
+        path = Path(name)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        known = list_experiments()
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(
+                f"unknown experiment {name!r}.{hint} Known experiments: "
+                f"{', '.join(known)} (or give the path of a config .py file)"
+            )
+        module = importlib.import_module(f"d2ljax.configs.{name}")
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"{experiment} defines no get_config()")
+    try:
+        cfg = module.get_config(variant or None)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return cfg if isinstance(cfg, Config) else Config(cfg)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="d2ljax", description="Dive into Deep Learning in JAX.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train an experiment")
+    t.add_argument(
+        "experiment", help="config name (see `d2ljax list`), NAME:VARIANT, or a .py path"
+    )
+    t.add_argument(
+        "--workdir",
+        help="where checkpoints, metrics.json and curves.png go (default: runs/EXPERIMENT)",
+    )
+    t.add_argument("--epochs", type=int, help="override the number of epochs")
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set optimizer.learning_rate=0.05",
+    )
+    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="discard existing checkpoints")
+    t.add_argument("--data-dir", help="where datasets are found/downloaded (sets D2LJAX_DATA)")
+    t.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
+    sub.add_parser("list", help="list the experiments")
+    s = sub.add_parser("show", help="print an experiment's config")
+    s.add_argument("experiment")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            for name, desc in list_experiments().items():
+                print(f"{name:32s} {desc}")
+            return 0
+        cfg = apply_overrides(load_config(args.experiment), args.set)
+        if args.command == "show":
+            print(json.dumps(cfg.to_dict(), indent=2))
+            return 0
+        if args.epochs is not None:
+            cfg = apply_overrides(cfg, [f"epochs={args.epochs}"])
+        if args.data_dir:
+            import os
+
+            os.environ["D2LJAX_DATA"] = str(Path(args.data_dir).expanduser().absolute())
+        from d2ljax.experiment import run
+
+        workdir = args.workdir or str(
+            Path("runs") / args.experiment.replace(":", "-").replace("/", "_").removesuffix(".py")
+        )
+        print(f"{args.experiment}: {cfg.description}\nworkdir: {workdir}", flush=True)
+        result = run(
+            cfg,
+            workdir,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=False if args.no_progress else None,
+        )
+        final = {k: v[-1] for k, v in result.history.items() if isinstance(v, list) and v}
+        print(
+            "final: " + " ".join(f"{k} {v:.4f}" for k, v in final.items() if isinstance(v, float)),
+            flush=True,
+        )
+        return 0
+    except (ConfigError, FileExistsError) as e:
+        print(f"d2ljax: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # data errors carry their own instructions
+        from d2ljax.data import hub
+
+        if isinstance(e, (hub.DataNotFoundError, hub.ChecksumError)):
+            print(f"d2ljax: error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""From a config to a trained model: build the dataset, loaders, model and optimizer, then ``fit``.
+
+This is the one place that ties ``data/``, ``models/`` and ``train/`` together; the CLI and the
+notebooks call :func:`run`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flax import nnx
+
+from d2ljax.config import Config, ConfigError
+from d2ljax.data import ArrayLoader, image_transform, load_dataset
+from d2ljax.train import EarlyStopping, FitResult, fit, make_optimizer
+
+
+def smoke_mode() -> bool:
+    """True when ``D2LJAX_SMOKE=1``: notebooks and examples shrink to a few seconds of work."""
+    return os.environ.get("D2LJAX_SMOKE", "") not in ("", "0", "false")
+
+
+@dataclass
+class Experiment:
+    config: Config
+    model: nnx.Module
+    train: ArrayLoader
+    val: ArrayLoader | None
+    optimizer: Any
+    mesh: Any = None
+
+
+def build_model(cfg: Config, seed: int = 0) -> nnx.Module:
+    from d2ljax.models import get_model
+    from d2ljax.models.registry import get_constructor
+
+    kwargs = dict(cfg.model.get("kwargs", {}))
+    ctor = get_constructor(cfg.model.name)
+    params = inspect.signature(ctor).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        bad = sorted(set(kwargs) - set(params))
+        if bad:
+            valid = [p for p in params if p != "rngs"]
+            raise ConfigError(
+                f"model {cfg.model.name!r} has no argument(s) {bad}; its arguments: "
+                f"{', '.join(valid)}"
+            )
+    return get_model(cfg.model.name, rngs=nnx.Rngs(params=seed, dropout=seed + 1), **kwargs)
+
+
+def _subset(split: dict, limit: int | None) -> dict:
+    if not limit:
+        return split
+    return {k: v[:limit] for k, v in split.items()}
+
+
+def _loaders(cfg: Config, splits: dict, train_key: str, val_key: str | None, sharding):
+    d = cfg.data
+    image = splits[train_key]["x"].dtype == np.uint8
+    transform = image_transform(d.get("resize")) if image else None
+    common = dict(transform=transform, on_device=d.get("on_device", True), sharding=sharding)
+    train = ArrayLoader(
+        _subset(splits[train_key], d.get("limit")),
+        d.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
+        drop_remainder=d.get("drop_remainder", False),
+        **common,
+    )
+    val = None
+    if val_key is not None and val_key in splits and "y" in splits[val_key]:
+        val = ArrayLoader(
+            _subset(splits[val_key], d.get("limit")),
+            d.get("eval_batch_size") or d.batch_size,
+            shuffle=False,
+            **common,
+        )
+    return train, val
+
+
+def _sharding():
+    import jax
+
+    if jax.device_count() == 1:
+        return None, None
+    from d2ljax.parallel import batch_sharding, make_mesh
+
+    mesh = make_mesh()
+    return mesh, batch_sharding(mesh)
+
+
+def _optimizer(cfg: Config, steps_per_epoch: int):
+    o = dict(cfg.optimizer)
+    kwargs = dict(o.pop("kwargs", {}) or {})
+    return make_optimizer(total_steps=max(1, steps_per_epoch * cfg.epochs), **o, **kwargs)
+
+
+def build(cfg: Config, splits: dict | None = None) -> Experiment:
+    """Everything ``fit`` needs, from a config."""
+    if splits is None:
+        splits = load_dataset(cfg.data.name, **dict(cfg.data.get("kwargs", {})))
+    mesh, sharding = _sharding()
+    train, val = _loaders(cfg, splits, "train", cfg.data.get("val_split", "test"), sharding)
+    model = build_model(cfg, cfg.seed)
+    return Experiment(cfg, model, train, val, _optimizer(cfg, len(train)), mesh)
+
+
+def _callbacks(cfg: Config):
+    es = cfg.get("early_stopping")
+    if es and es.get("patience"):
+        return [EarlyStopping(**dict(es))]
+    return []
+
+
+def run(
+    cfg: Config,
+    workdir: str | os.PathLike | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> FitResult:
+    """Train the experiment ``cfg`` describes; write metrics, curves and checkpoints to workdir."""
+    if cfg.get("kfold"):
+        return run_kfold(cfg, workdir, resume=resume, overwrite=overwrite, progress=progress)
+    exp = build(cfg)
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+        (Path(workdir) / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    return fit(
+        exp.model,
+        exp.train,
+        val_data=exp.val,
+        optimizer=exp.optimizer,
+        epochs=cfg.epochs,
+        loss_fn=cfg.loss,
+        seed=cfg.seed,
+        workdir=workdir,
+        checkpoint_every=cfg.get("checkpoint_every", 1),
+        resume=resume,
+        overwrite=overwrite,
+        callbacks=_callbacks(cfg),
+        progress=progress,
+        mesh=exp.mesh,
+    )
+
+
+def run_kfold(cfg: Config, workdir=None, *, resume=False, overwrite=False, progress=None):
+    """K-fold cross-validation (book §5.7): train K models, report mean train/valid log-RMSE,
+    then train on all the data and write the Kaggle submission (``submission.csv``)."""
+    from d2ljax.data.tabular import (
+        k_fold_indices,
+        load_kaggle_house,
+        preprocess_house,
+        write_submission,
+    )
+
+    house = preprocess_house(*load_kaggle_house(**dict(cfg.data.get("kwargs", {}))))
+    x, y = house.train_x, house.train_y
+    k = int(cfg.kfold)
+    rows = []
+    wd = Path(workdir) if workdir is not None else None
+    for fold in range(k):
+        tr, va = k_fold_indices(len(x), k, fold)
+        splits = {"train": {"x": x[tr], "y": y[tr]}, "val": {"x": x[va], "y": y[va]}}
+        fold_cfg = cfg.copy()
+        fold_cfg.data.val_split = "val"
+        exp = build(fold_cfg, splits)
+        res = fit(
+            exp.model,
+            exp.train,
+            val_data=exp.val,
+            optimizer=exp.optimizer,
+            epochs=cfg.epochs,
+            loss_fn=cfg.loss,
+            seed=cfg.seed,
+            workdir=None if wd is None else wd / f"fold{fold}",
+            resume=resume,
+            overwrite=overwrite,
+            checkpoint_every=cfg.get("checkpoint_every", 0),
+            progress=progress,
+            log=lambda s: None,
+            plot=False,
+        )
+        row = {
+            "fold": fold,
+            "train_log_rmse": math.sqrt(res.history["train_loss"][-1]),
+            "val_log_rmse": math.sqrt(res.history["val_loss"][-1]),
+        }
+        rows.append(row)
+        print(
+            f"fold {fold + 1}/{k}: train log rmse {row['train_log_rmse']:.4f}, "
+            f"valid log rmse {row['val_log_rmse']:.4f}",
+            flush=True,
+        )
+    summary = {
+        "folds": rows,
+        "train_log_rmse": float(np.mean([r["train_log_rmse"] for r in rows])),
+        "val_log_rmse": float(np.mean([r["val_log_rmse"] for r in rows])),
+    }
+    print(
+        f"{k}-fold: avg train log rmse {summary['train_log_rmse']:.4f}, "
+        f"avg valid log rmse {summary['val_log_rmse']:.4f}",
+        flush=True,
+    )
+    full_cfg = cfg.copy()
+    full_cfg.data.val_split = None
+    exp = build(full_cfg, {"train": {"x": x, "y": y}})
+    res = fit(
+        exp.model,
+        exp.train,
+        optimizer=exp.optimizer,
+        epochs=cfg.epochs,
+        loss_fn=cfg.loss,
+        seed=cfg.seed,
+        workdir=None if wd is None else wd / "full",
+        resume=resume,
+        overwrite=overwrite,
+        checkpoint_every=cfg.get("checkpoint_every", 0),
+        progress=progress,
+        log=lambda s: None,
+        plot=False,
+    )
+    res.history["kfold"] = summary
+    if wd is not None:
+        preds = np.exp(np.asarray(res.model(house.test_x)))[:, 0]
+        write_submission(wd / "submission.csv", house.test_ids, preds)
+        (wd / "kfold.json").write_text(json.dumps(summary, indent=1))
+        print(f"wrote {wd / 'submission.csv'}", flush=True)
+    return res
