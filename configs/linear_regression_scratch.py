@@ -3,8 +3,8 @@
     d2ljax train linear_regression_scratch
 
 Book settings: w=[2, -3.4], b=4.2, noise 0.01, 1000 train / 1000 val examples, batch 32, lr 0.03,
-3 epochs, scratch SGD (an optax transformation from d2ljax.optim). Expected: val loss ~5e-5
-(noise floor 0.01^2/2) and w, b within 0.01 of the truth.
+3 epochs, scratch SGD (an optax transformation from d2ljax.optim). Measured: val loss 0.046 after 3
+epochs (w, b within ~0.2 of the truth, as in the book); more epochs reach the noise floor 5e-5.
 """
 
 from d2ljax.configs.common import experiment

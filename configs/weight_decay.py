@@ -2,7 +2,8 @@
 
     d2ljax train weight_decay
 
-Book settings: 20 train / 100 val, 200 inputs, batch 5, lr 0.01, 10 epochs, wd 3.
+Book settings: 20 train / 100 val, 200 inputs, batch 5, lr 0.01, 10 epochs, wd 3. Measured: val
+loss 0.012, equal to weight_decay_scratch (decoupled decay with SGD is the L2 penalty's gradient).
 """
 
 from d2ljax.configs.common import experiment

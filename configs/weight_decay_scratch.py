@@ -3,8 +3,7 @@
     d2ljax train weight_decay_scratch --set model.kwargs.lambd=0   # no decay: overfits
 
 Book settings: 20 train / 100 val examples with 200 inputs, batch 5, lr 0.01, 10 epochs, lambd 3.
-Expected: with lambd=3 the val loss falls well below the lambd=0 run (which stays ~0.1+ while its
-train loss goes to ~0).
+Measured: lambd=3 ends at val loss 0.012 (train 7e-4); lambd=0 overfits: train 1e-4, val 0.022.
 """
 
 from d2ljax.configs.common import experiment

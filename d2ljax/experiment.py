@@ -37,13 +37,38 @@ class Experiment:
     mesh: Any = None
 
 
+def validate(cfg: Config) -> None:
+    """Check every name a config gives (model, dataset, loss, optimizer, schedule) before any
+    work starts; a bad one is a :class:`ConfigError` that lists the valid names."""
+    from d2ljax.data import list_dataset_names
+    from d2ljax.models.registry import UnknownModelError, get_constructor
+    from d2ljax.train import get_loss
+
+    checks = [
+        lambda: get_constructor(cfg.model.name),
+        lambda: get_loss(cfg.loss),
+        lambda: _optimizer(cfg, 1),
+    ]
+    for check in checks:
+        try:
+            check()
+        except (UnknownModelError, ValueError) as e:
+            raise ConfigError(str(e)) from None
+    if cfg.data.name not in list_dataset_names():
+        try:
+            load_dataset(cfg.data.name)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+
 def build_model(cfg: Config, seed: int = 0) -> nnx.Module:
     from d2ljax.models import get_model
     from d2ljax.models.registry import get_constructor
 
     kwargs = dict(cfg.model.get("kwargs", {}))
     ctor = get_constructor(cfg.model.name)
-    params = inspect.signature(ctor).parameters
+    params = dict(inspect.signature(ctor.__init__ if inspect.isclass(ctor) else ctor).parameters)
+    params.pop("self", None)
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         bad = sorted(set(kwargs) - set(params))
         if bad:
@@ -104,6 +129,7 @@ def _optimizer(cfg: Config, steps_per_epoch: int):
 
 def build(cfg: Config, splits: dict | None = None) -> Experiment:
     """Everything ``fit`` needs, from a config."""
+    validate(cfg)
     if splits is None:
         splits = load_dataset(cfg.data.name, **dict(cfg.data.get("kwargs", {})))
     mesh, sharding = _sharding()
