@@ -257,7 +257,9 @@ def _bar(loader, epoch: int, epochs: int):
     from tqdm.auto import tqdm
 
     total = len(loader) if hasattr(loader, "__len__") else None
-    bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=True, dynamic_ncols=True)
+    wide = shutil.get_terminal_size((0, 0)).columns >= 40  # a pty may report 0 columns
+    bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=True, dynamic_ncols=wide,
+               ncols=None if wide else 100)
     bar.log_every = max(1, (total or 100) // 20)
     return bar
 
