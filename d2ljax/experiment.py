@@ -254,7 +254,7 @@ def run_kfold(cfg: Config, workdir=None, *, resume=False, overwrite=False, progr
         log=lambda s: None,
         plot=False,
     )
-    res.history["kfold"] = summary
+    res.extra["kfold"] = summary
     if wd is not None:
         preds = np.exp(np.asarray(res.model(house.test_x)))[:, 0]
         write_submission(wd / "submission.csv", house.test_ids, preds)

@@ -22,14 +22,18 @@ def plot_history(
     history: dict[str, list],
     path: str | os.PathLike | None = None,
     keys: Sequence[str] | None = None,
+    logy: bool = False,
 ):
     """Train/val curves per epoch (the book's ``ProgressBoard``): losses left, the rest right.
 
     Saves a PNG when ``path`` is given; returns the figure (shown inline in notebooks).
+    ``logy`` puts the losses on a log scale (the book's weight-decay plots).
     """
     plt = _plt()
     epochs = history.get("epoch") or list(range(1, len(next(iter(history.values()))) + 1))
-    keys = keys or [k for k in history if k not in ("epoch", "epoch_time")]
+    keys = keys or [
+        k for k, v in history.items() if k not in ("epoch", "epoch_time") and isinstance(v, list)
+    ]
     losses = [k for k in keys if k.endswith("loss") or "perplexity" in k]
     others = [k for k in keys if k not in losses]
     ncols = 2 if others and losses else 1
@@ -45,6 +49,8 @@ def plot_history(
                 label=k,
             )
         ax.set_xlabel("epoch")
+        if logy and group is losses:
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()

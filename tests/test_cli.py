@@ -132,4 +132,4 @@ def test_kaggle_house_kfold_smoke(shared_data, tmp_path):
     assert summary["val_log_rmse"] < 1.0  # two epochs of Adam from zero-ish weights
     lines = (tmp_path / "submission.csv").read_text().splitlines()
     assert lines[0] == "Id,SalePrice" and len(lines) == 1460
-    assert res.history["kfold"] == summary
+    assert res.extra["kfold"] == summary

@@ -79,6 +79,7 @@ class FitResult:
     state: TrainState
     history: dict[str, list] = field(default_factory=dict)
     stopped_early: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. the K-fold summary
 
     @property
     def model(self) -> nnx.Module:
@@ -258,10 +259,36 @@ def _bar(loader, epoch: int, epochs: int):
 
     total = len(loader) if hasattr(loader, "__len__") else None
     wide = shutil.get_terminal_size((0, 0)).columns >= 40  # a pty may report 0 columns
-    bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=True, dynamic_ncols=wide,
-               ncols=None if wide else 100)
+    bar = tqdm(
+        total=total,
+        desc=f"epoch {epoch + 1}/{epochs}",
+        leave=True,
+        dynamic_ncols=wide,
+        ncols=None if wide else 100,
+    )
     bar.log_every = max(1, (total or 100) // 20)
     return bar
+
+
+def predict(model: nnx.Module, x, *, transform: Callable | None = None, batch_size: int = 1024):
+    """The model's outputs on raw inputs ``x`` (NumPy or jax), in eval mode, batch by batch.
+
+    ``transform`` is the loader's (e.g. ``image_transform()`` to turn uint8 images into floats).
+    """
+    import numpy as np
+
+    model.eval()
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def forward(state, xb):
+        m = nnx.merge(graphdef, state, copy=True)
+        if transform is not None:
+            xb = transform({"x": xb})["x"]
+        return m(xb)
+
+    outs = [forward(state, x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    return np.concatenate([np.asarray(o) for o in outs])
 
 
 def evaluate(

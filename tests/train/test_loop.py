@@ -130,3 +130,14 @@ def test_optimizer_builder_errors_and_schedules():
     assert tx is not None
     with pytest.raises(ValueError, match="unknown schedule"):
         make_optimizer("sgd", 1.0, schedule={"name": "nope"})
+
+
+def test_predict_applies_transform_in_eval_mode():
+    from d2ljax.data import image_transform
+    from d2ljax.train import predict
+
+    model = nnx.Sequential(lambda x: x.reshape(x.shape[0], -1), nnx.Linear(4, 2, rngs=nnx.Rngs(0)))
+    raw = np.arange(5 * 4, dtype=np.uint8).reshape(5, 2, 2, 1)
+    out = predict(model, raw, transform=image_transform(), batch_size=2)
+    expected = model(raw.astype(np.float32) / 255.0)
+    np.testing.assert_allclose(out, np.asarray(expected), rtol=1e-5, atol=1e-6)
