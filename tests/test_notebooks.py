@@ -21,7 +21,12 @@ def test_notebook_runs_in_smoke_mode(path, tmp_path, monkeypatch):
     client = nbclient.NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
-    client.execute()
+    try:
+        client.execute()
+    except nbclient.exceptions.CellExecutionError as e:
+        if "DataNotFoundError" in str(e):  # offline without the course files: say so, don't pass
+            pytest.skip(f"{path.name} needs a dataset that is not available offline here")
+        raise
     errors = [
         o
         for c in nb.cells
