@@ -62,6 +62,20 @@ def load_config(experiment: str) -> Config:
     return cfg if isinstance(cfg, Config) else Config(cfg)
 
 
+def _enable_compilation_cache() -> None:
+    """Keep XLA's compiled programs on disk, so a second run of an experiment (or a resume)
+    skips compilation: ``$JAX_COMPILATION_CACHE_DIR``, else ``~/.cache/d2ljax/jax-cache``."""
+    import os
+
+    import jax
+
+    path = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "d2ljax", "jax-cache"
+    )
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="d2ljax", description="Dive into Deep Learning in JAX.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -109,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             import os
 
             os.environ["D2LJAX_DATA"] = str(Path(args.data_dir).expanduser().absolute())
+        _enable_compilation_cache()
         from d2ljax.experiment import run
 
         workdir = args.workdir or str(
