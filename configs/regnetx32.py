@@ -1,0 +1,23 @@
+"""RegNetX-32 from the AnyNet design space (book §8.8), at 96x96.
+
+    d2ljax train regnetx32          # book setting (GPU/TPU)
+    d2ljax train regnetx32:cpu      # 32x32, 2 epochs
+
+Book settings: resize 96, batch 128, SGD lr 0.05, 10 epochs.
+"""
+
+from d2ljax.configs.common import experiment
+
+
+def get_config(variant=None):
+    return experiment(
+        description=__doc__.splitlines()[0],
+        dataset="fashion_mnist",
+        batch_size=128,
+        model="regnetx32",
+        resize=96,
+        lr=0.05,
+        epochs=10,
+        cpu={"data.resize": 32, "epochs": 2},
+        variant=variant,
+    )
