@@ -7,6 +7,11 @@ the classes are re-exported here (``from d2ljax.models import SoftmaxRegression`
 import importlib as _importlib
 import pkgutil as _pkgutil
 
+from d2ljax.models.alexnet import AlexNet
+from d2ljax.models.batchnorm import BNLeNet, BNLeNetScratch
+from d2ljax.models.densenet import DenseBlock, DenseNet, transition_block
+from d2ljax.models.googlenet import GoogLeNet, Inception
+from d2ljax.models.lenet import LeNet, LeNetScratch, layer_shapes
 from d2ljax.models.linear import LinearRegression, LinearRegressionScratch
 from d2ljax.models.mlp import (
     MLP,
@@ -18,6 +23,7 @@ from d2ljax.models.mlp import (
     layer_gradient_norms,
     matrix_product_explosion,
 )
+from d2ljax.models.nin import NiN
 from d2ljax.models.registry import (
     UnknownModelError,
     get_constructor,
@@ -25,7 +31,10 @@ from d2ljax.models.registry import (
     list_models,
     register,
 )
+from d2ljax.models.regnet import AnyNet, RegNetX32
+from d2ljax.models.resnet import Residual, ResNet, ResNet18, ResNeXt, ResNeXtBlock
 from d2ljax.models.softmax import SoftmaxRegression, SoftmaxRegressionScratch
+from d2ljax.models.vgg import VGG, VGG11, vgg_block
 
 # Register the model families not imported by name above (any module here not starting with "_").
 for _info in _pkgutil.iter_modules(__path__):
@@ -34,6 +43,28 @@ for _info in _pkgutil.iter_modules(__path__):
 del _info
 
 __all__ = [
+    "VGG",
+    "VGG11",
+    "AlexNet",
+    "AnyNet",
+    "BNLeNet",
+    "BNLeNetScratch",
+    "DenseBlock",
+    "DenseNet",
+    "GoogLeNet",
+    "Inception",
+    "LeNet",
+    "LeNetScratch",
+    "NiN",
+    "RegNetX32",
+    "ResNeXt",
+    "ResNeXtBlock",
+    "ResNet",
+    "ResNet18",
+    "Residual",
+    "layer_shapes",
+    "transition_block",
+    "vgg_block",
     "MLP",
     "DeepMLP",
     "DropoutMLP",

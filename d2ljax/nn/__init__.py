@@ -1,10 +1,13 @@
 """From-scratch building blocks the book's "implementation from scratch" sections teach.
 
 ``d2ljax.nn.functional`` holds pure ``jax.numpy`` functions (softmax, cross-entropy, relu, dropout,
-...); ``d2ljax.nn.layers`` wraps the stateful ones as Flax NNX modules.
+...); ``d2ljax.nn.layers`` wraps the stateful ones as Flax NNX modules; ``d2ljax.nn.conv`` is
+chapter 7's convolution and pooling; ``d2ljax.nn.batch_norm`` is §8.5's batch normalization.
 """
 
-from d2ljax.nn import functional
+from d2ljax.nn import batch_norm, conv, functional
+from d2ljax.nn.batch_norm import BatchNormScratch
+from d2ljax.nn.conv import Conv2D, avg_pool2d, conv2d, corr2d, max_pool2d, pool2d
 from d2ljax.nn.functional import (
     cross_entropy_from_probs,
     dropout,
@@ -20,7 +23,16 @@ from d2ljax.nn.functional import (
 from d2ljax.nn.layers import Dropout
 
 __all__ = [
+    "BatchNormScratch",
+    "Conv2D",
     "Dropout",
+    "avg_pool2d",
+    "batch_norm",
+    "conv",
+    "conv2d",
+    "corr2d",
+    "max_pool2d",
+    "pool2d",
     "cross_entropy_from_probs",
     "dropout",
     "functional",

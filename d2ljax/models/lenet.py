@@ -1,0 +1,236 @@
+"""LeNet-5 (§7.6), the first convolutional network of the course, concise and from scratch.
+
+- :class:`LeNet` -- the book's network for ``[B, 28, 28, 1]`` Fashion-MNIST images::
+
+      conv 6@5x5 pad 2 -> sigmoid -> avgpool 2/2 -> conv 16@5x5 -> sigmoid -> avgpool 2/2
+      -> flatten (400) -> dense 120 -> sigmoid -> dense 84 -> sigmoid -> dense num_classes
+
+  with Xavier-uniform weights and zero biases (the book's ``init_cnn``); 61,706 parameters.
+- :class:`LeNetScratch` -- the same network on the scratch :func:`~d2ljax.nn.conv.conv2d` and
+  :func:`~d2ljax.nn.conv.avg_pool2d`, with the same parameter tree, so weights copy across with
+  ``nnx.update(scratch, nnx.state(lenet, nnx.Param))``.
+- :func:`layer_shapes` -- each layer's output shape, as the book prints them.
+
+The convolutions hold ``nnx.Conv``'s parameters (``kernel [5, 5, in, out]``, ``bias [out]``)
+whatever computes them. ``conv_impl`` picks the computation; all give the same numbers:
+
+- ``"auto"`` (default) -- ``"toeplitz"`` when JAX's default backend is the CPU, else ``"xla"``.
+- ``"toeplitz"`` -- :func:`~d2ljax.nn.conv.conv2d_toeplitz`, dense products with the
+  kernel laid out as a banded matrix: the fastest on CPU, where XLA's convolution is slow for
+  these thin layers (measured: a training step about 2.4x faster than ``"xla"``; see the numbers
+  in :class:`LeNet`'s docstring).
+- ``"xla"`` -- ``nnx.Conv`` (``lax.conv_general_dilated``), the usual choice on GPU/TPU, and the
+  one to use for forward-mode differentiation (``"toeplitz"`` has a custom VJP).
+- ``"scratch"`` -- the scratch im2col :func:`~d2ljax.nn.conv.conv2d`.
+
+``pool_impl`` likewise: ``"nnx"`` (``nnx.avg_pool``, default), ``"reshape"`` (a reshape and a
+mean over each 2x2 block; as fast), ``"scratch"`` (:func:`~d2ljax.nn.conv.avg_pool2d`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from d2ljax.models.registry import register
+from d2ljax.nn.conv import avg_pool2d, conv2d, conv2d_toeplitz
+
+__all__ = ["LeNet", "LeNetScratch", "layer_shapes"]
+
+INPUT_SHAPE = (28, 28, 1)
+CONV_IMPLS = ("auto", "toeplitz", "xla", "scratch")
+POOL_IMPLS = ("nnx", "reshape", "scratch")
+
+xavier_uniform = nnx.initializers.xavier_uniform()
+
+
+class ConvLayer(nnx.Module):
+    """A stride-1 2-D convolution with ``nnx.Conv``'s parameters, computed by ``impl``
+    (``"toeplitz"`` or ``"scratch"``; see the module docstring).
+
+    Args:
+      in_features, out_features: channels.
+      kernel_size: square kernel side.
+      padding: zero padding on every side.
+      impl: ``"toeplitz"`` or ``"scratch"``.
+      rngs: the kernel is Xavier-uniform from ``rngs.params()``; the bias starts at zero.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int,
+        *,
+        padding: int = 0,
+        impl: str = "toeplitz",
+        rngs: nnx.Rngs,
+    ):
+        if impl not in ("toeplitz", "scratch"):
+            raise ValueError(f"ConvLayer impl must be 'toeplitz' or 'scratch', got {impl!r}")
+        shape = (kernel_size, kernel_size, in_features, out_features)
+        self.kernel = nnx.Param(xavier_uniform(rngs.params(), shape, jnp.float32))
+        self.bias = nnx.Param(jnp.zeros((out_features,), jnp.float32))
+        self.padding = padding
+        self.impl = impl
+
+    def __call__(self, x_BHWC: jax.Array) -> jax.Array:
+        conv = conv2d_toeplitz if self.impl == "toeplitz" else conv2d
+        return conv(x_BHWC, self.kernel[...], self.bias[...], padding=self.padding)
+
+
+def _conv(in_features, out_features, padding, impl, rngs):
+    if impl == "xla":
+        return nnx.Conv(
+            in_features,
+            out_features,
+            (5, 5),
+            padding=padding,
+            kernel_init=xavier_uniform,
+            rngs=rngs,
+        )
+    return ConvLayer(in_features, out_features, 5, padding=padding, impl=impl, rngs=rngs)
+
+
+def _avg_pool_2x2(x_BHWC: jax.Array, impl: str) -> jax.Array:
+    if impl == "nnx":
+        return nnx.avg_pool(x_BHWC, (2, 2), (2, 2))
+    if impl == "scratch":
+        return avg_pool2d(x_BHWC, 2)
+    B, H, W, C = x_BHWC.shape
+    return x_BHWC.reshape(B, H // 2, 2, W // 2, 2, C).mean(axis=(2, 4))
+
+
+@register("lenet", description="§7.6 LeNet-5: sigmoid, average pooling, Xavier init")
+class LeNet(nnx.Module):
+    """LeNet-5 as in the book (§7.6), for ``[B, 28, 28, 1]`` float images; returns logits.
+
+    Args:
+      num_classes: outputs of the last dense layer.
+      conv_impl: ``"auto"`` (default: ``"toeplitz"`` on CPU, else ``"xla"``), ``"toeplitz"``,
+        ``"xla"`` (``nnx.Conv``) or ``"scratch"``.
+      pool_impl: ``"nnx"`` (default), ``"reshape"`` or ``"scratch"``.
+      rngs: parameter stream.
+
+    Training-step time (forward, backward, SGD update; ``make_steps`` + ``TrainState``, batch 128,
+    2-core AMD EPYC CPU with other jobs running; fastest of 15 interleaved runs of 20 steps):
+
+    ======================================== ========== ==================
+    conv / pool                               ms/step    epoch (469 steps)
+    ======================================== ========== ==================
+    ``toeplitz`` / ``nnx`` or ``reshape``     5.5-6.0    2.6-2.8 s
+    ``xla`` (``nnx.Conv``) / either           13.4-13.8  6.3-6.5 s
+    ``scratch`` (patches + einsum) / ``nnx``  10.5-12.5  4.9-5.9 s
+    ``scratch`` / ``scratch``                 19-29      9-14 s
+    ``lax.conv_general_dilated_patches`` +
+    matmul / reshape (not offered)            ~46        ~22 s
+    ======================================== ========== ==================
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        *,
+        conv_impl: str = "auto",
+        pool_impl: str = "nnx",
+        rngs: nnx.Rngs,
+    ):
+        if conv_impl not in CONV_IMPLS:
+            raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}")
+        if pool_impl not in POOL_IMPLS:
+            raise ValueError(f"pool_impl must be one of {POOL_IMPLS}, got {pool_impl!r}")
+        if conv_impl == "auto":
+            conv_impl = "toeplitz" if jax.default_backend() == "cpu" else "xla"
+        self.conv_impl = conv_impl
+        self.pool_impl = pool_impl
+        self.conv1 = _conv(1, 6, 2, conv_impl, rngs)
+        self.conv2 = _conv(6, 16, 0, conv_impl, rngs)
+        self.dense1 = nnx.Linear(16 * 5 * 5, 120, kernel_init=xavier_uniform, rngs=rngs)
+        self.dense2 = nnx.Linear(120, 84, kernel_init=xavier_uniform, rngs=rngs)
+        self.dense3 = nnx.Linear(84, num_classes, kernel_init=xavier_uniform, rngs=rngs)
+
+    def check_input(self, x_BHWC: jax.Array) -> None:
+        """Raise a ``ValueError`` unless ``x_BHWC`` is ``[B, 28, 28, 1]``."""
+        shape = tuple(jnp.shape(x_BHWC))
+        if len(shape) != 4 or shape[1:] != INPUT_SHAPE:
+            raise ValueError(
+                f"{type(self).__name__} expects images of shape [B, 28, 28, 1] (NHWC, e.g. "
+                f"Fashion-MNIST scaled to float), got {list(shape)}"
+            )
+
+    def named_layers(self) -> list[tuple[str, Callable[[jax.Array], jax.Array]]]:
+        """The network as ``(name, layer)`` pairs in order, activations and pooling included."""
+
+        def pool(x):
+            return _avg_pool_2x2(x, self.pool_impl)
+
+        def flatten(x):
+            return x.reshape(x.shape[0], -1)
+
+        return [
+            ("conv1", self.conv1),
+            ("sigmoid1", jax.nn.sigmoid),
+            ("pool1", pool),
+            ("conv2", self.conv2),
+            ("sigmoid2", jax.nn.sigmoid),
+            ("pool2", pool),
+            ("flatten", flatten),
+            ("dense1", self.dense1),
+            ("sigmoid3", jax.nn.sigmoid),
+            ("dense2", self.dense2),
+            ("sigmoid4", jax.nn.sigmoid),
+            ("dense3", self.dense3),
+        ]
+
+    def __call__(self, x_BHWC: jax.Array) -> jax.Array:
+        self.check_input(x_BHWC)
+        h = x_BHWC
+        for _, layer in self.named_layers():
+            h = layer(h)
+        return h
+
+
+@register("lenet_scratch", description="§7.6 LeNet-5 on the scratch conv2d and avg_pool2d")
+class LeNetScratch(LeNet):
+    """:class:`LeNet` computed with the scratch im2col :func:`~d2ljax.nn.conv.conv2d` and
+    :func:`~d2ljax.nn.conv.avg_pool2d`; same parameter tree and initialization as
+    :class:`LeNet`.
+
+    Args:
+      num_classes: outputs of the last dense layer.
+      rngs: parameter stream.
+    """
+
+    def __init__(self, num_classes: int = 10, *, rngs: nnx.Rngs):
+        super().__init__(num_classes, conv_impl="scratch", pool_impl="scratch", rngs=rngs)
+
+
+def layer_shapes(
+    model: nnx.Module,
+    input_shape: Sequence[int] = (1, *INPUT_SHAPE),
+    dtype: jnp.dtype = jnp.float32,
+) -> list[tuple[str, tuple[int, ...]]]:
+    """Each layer's output shape for an input of ``input_shape`` (the book's ``layer_summary``).
+
+    Runs ``model.named_layers()`` under ``jax.eval_shape``: no computation, only shapes. A model
+    without ``named_layers`` gives one ``("output", shape)`` entry.
+    """
+    spec = jax.ShapeDtypeStruct(tuple(input_shape), dtype)
+    check = getattr(model, "check_input", None)
+    if callable(check):
+        check(spec)
+    named = getattr(model, "named_layers", None)
+    layers = named() if callable(named) else [("output", model)]
+    shapes: list[tuple[str, tuple[int, ...]]] = []
+
+    def run(x):
+        for name, layer in layers:
+            x = layer(x)
+            shapes.append((name, tuple(x.shape)))
+        return x
+
+    jax.eval_shape(run, spec)
+    return shapes
