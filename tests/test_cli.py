@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from d2ljax.cli import list_experiments, main
@@ -133,3 +134,27 @@ def test_kaggle_house_kfold_smoke(shared_data, tmp_path):
     lines = (tmp_path / "submission.csv").read_text().splitlines()
     assert lines[0] == "Id,SalePrice" and len(lines) == 1460
     assert res.extra["kfold"] == summary
+
+
+@pytest.mark.parametrize(
+    "name", ["lenet", "lenet_scratch", "bn_lenet", "bn_lenet_scratch", "resnet18"]
+)
+def test_cnn_experiments_smoke(name, fashion_mnist, tmp_path):
+    """One tiny end-to-end run per CNN family (the smoke variant on 256 images)."""
+    from d2ljax.cli import load_config
+    from d2ljax.config import apply_overrides
+    from d2ljax.experiment import run
+
+    cfg = apply_overrides(load_config(name + ":smoke"), ["data.limit=256"])
+    res = run(cfg, tmp_path, progress=False)
+    assert res.history["epoch"] == [1]
+    assert np.isfinite(res.history["train_loss"][0])
+
+
+def test_every_registered_config_model_exists():
+    """Every experiment names a registered model and a known dataset, loss and optimizer."""
+    from d2ljax.cli import load_config
+    from d2ljax.experiment import validate
+
+    for name in list_experiments():
+        validate(load_config(name))
