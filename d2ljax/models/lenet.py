@@ -82,7 +82,18 @@ class ConvLayer(nnx.Module):
         return conv(x_BHWC, self.kernel[...], self.bias[...], padding=self.padding)
 
 
-def _conv(in_features, out_features, padding, impl, rngs):
+def resolve_conv_impl(impl: str) -> str:
+    """``"auto"`` -> ``"toeplitz"`` on the CPU backend, ``"xla"`` elsewhere; checks the name."""
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
+    if impl == "auto":
+        return "toeplitz" if jax.default_backend() == "cpu" else "xla"
+    return impl
+
+
+def conv5x5(in_features, out_features, padding, impl, rngs):
+    """A 5x5 stride-1 convolution with ``nnx.Conv``'s parameters, computed by ``impl``."""
+    impl = resolve_conv_impl(impl)
     if impl == "xla":
         return nnx.Conv(
             in_features,
@@ -146,8 +157,8 @@ class LeNet(nnx.Module):
             conv_impl = "toeplitz" if jax.default_backend() == "cpu" else "xla"
         self.conv_impl = conv_impl
         self.pool_impl = pool_impl
-        self.conv1 = _conv(1, 6, 2, conv_impl, rngs)
-        self.conv2 = _conv(6, 16, 0, conv_impl, rngs)
+        self.conv1 = conv5x5(1, 6, 2, conv_impl, rngs)
+        self.conv2 = conv5x5(6, 16, 0, conv_impl, rngs)
         self.dense1 = nnx.Linear(16 * 5 * 5, 120, kernel_init=xavier_uniform, rngs=rngs)
         self.dense2 = nnx.Linear(120, 84, kernel_init=xavier_uniform, rngs=rngs)
         self.dense3 = nnx.Linear(84, num_classes, kernel_init=xavier_uniform, rngs=rngs)
