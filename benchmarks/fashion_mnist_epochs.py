@@ -2,9 +2,10 @@
 
     python benchmarks/fashion_mnist_epochs.py [EXPERIMENT ...] [--epochs 3] [--host]
 
-For each experiment (default: softmax_regression, mlp, dropout_mlp) it builds the config's model,
-loaders and optimizer, runs one warm-up epoch (compilation), then times ``--epochs`` epochs of
-``fit`` (train 60k + validate 10k) and prints the median epoch time and training examples/s.
+For each experiment (default: softmax_regression, mlp, dropout_mlp, lenet, bn_lenet) it builds
+the config's model, loaders and optimizer, runs one warm-up epoch (compilation), then times
+``--epochs`` epochs of ``fit`` (train 60k + validate 10k) and prints the median epoch time and
+training examples/s.
 ``--host`` gathers batches on the host instead of keeping the dataset on the device.
 """
 
@@ -58,7 +59,11 @@ def bench(name: str, epochs: int, host: bool) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("experiments", nargs="*", default=["softmax_regression", "mlp", "dropout_mlp"])
+    p.add_argument(
+        "experiments",
+        nargs="*",
+        default=["softmax_regression", "mlp", "dropout_mlp", "lenet", "bn_lenet"],
+    )
     p.add_argument("--epochs", type=int, default=3, help="timed epochs after the warm-up one")
     p.add_argument("--host", action="store_true", help="host-side batching instead of on-device")
     args = p.parse_args()
