@@ -160,6 +160,15 @@ def run(
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
         (Path(workdir) / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    return train(exp, workdir, resume=resume, overwrite=overwrite, progress=progress)
+
+
+def train(exp: Experiment, workdir=None, *, quiet: bool = False, **fit_kwargs) -> FitResult:
+    """``fit`` with everything the experiment's config says (epochs, loss, seed, checkpoints,
+    early stopping, mesh); ``quiet`` silences the per-epoch lines and the curves plot."""
+    cfg = exp.config
+    if quiet:
+        fit_kwargs.update(log=lambda line: None, plot=False)
     return fit(
         exp.model,
         exp.train,
@@ -170,11 +179,9 @@ def run(
         seed=cfg.seed,
         workdir=workdir,
         checkpoint_every=cfg.get("checkpoint_every", 1),
-        resume=resume,
-        overwrite=overwrite,
         callbacks=_callbacks(cfg),
-        progress=progress,
         mesh=exp.mesh,
+        **fit_kwargs,
     )
 
 
@@ -193,28 +200,14 @@ def run_kfold(cfg: Config, workdir=None, *, resume=False, overwrite=False, progr
     k = int(cfg.kfold)
     rows = []
     wd = Path(workdir) if workdir is not None else None
+    opts = dict(resume=resume, overwrite=overwrite, progress=progress)
     for fold in range(k):
         tr, va = k_fold_indices(len(x), k, fold)
         splits = {"train": {"x": x[tr], "y": y[tr]}, "val": {"x": x[va], "y": y[va]}}
         fold_cfg = cfg.copy()
         fold_cfg.data.val_split = "val"
         exp = build(fold_cfg, splits)
-        res = fit(
-            exp.model,
-            exp.train,
-            val_data=exp.val,
-            optimizer=exp.optimizer,
-            epochs=cfg.epochs,
-            loss_fn=cfg.loss,
-            seed=cfg.seed,
-            workdir=None if wd is None else wd / f"fold{fold}",
-            resume=resume,
-            overwrite=overwrite,
-            checkpoint_every=cfg.get("checkpoint_every", 0),
-            progress=progress,
-            log=lambda s: None,
-            plot=False,
-        )
+        res = train(exp, None if wd is None else wd / f"fold{fold}", quiet=True, **opts)
         row = {
             "fold": fold,
             "train_log_rmse": math.sqrt(res.history["train_loss"][-1]),
@@ -239,21 +232,7 @@ def run_kfold(cfg: Config, workdir=None, *, resume=False, overwrite=False, progr
     full_cfg = cfg.copy()
     full_cfg.data.val_split = None
     exp = build(full_cfg, {"train": {"x": x, "y": y}})
-    res = fit(
-        exp.model,
-        exp.train,
-        optimizer=exp.optimizer,
-        epochs=cfg.epochs,
-        loss_fn=cfg.loss,
-        seed=cfg.seed,
-        workdir=None if wd is None else wd / "full",
-        resume=resume,
-        overwrite=overwrite,
-        checkpoint_every=cfg.get("checkpoint_every", 0),
-        progress=progress,
-        log=lambda s: None,
-        plot=False,
-    )
+    res = train(exp, None if wd is None else wd / "full", quiet=True, **opts)
     res.extra["kfold"] = summary
     if wd is not None:
         preds = np.exp(np.asarray(res.model(house.test_x)))[:, 0]
