@@ -103,9 +103,9 @@ def _format(logs: dict[str, float]) -> str:
     return " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items())
 
 
-def _zeros_like_metrics(fn: Callable, *args) -> Any:
+def _zeros_like_metrics(fn: Callable, *args, placement=None) -> Any:
     shapes = jax.eval_shape(fn, *args)
-    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    return jax.device_put(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), placement)
 
 
 def fit(
@@ -148,9 +148,13 @@ def fit(
     log = log or (lambda s: print(s, flush=True))
     steps = make_steps(loss_fn)
     state = TrainState.create(model, optimizer, seed=seed)
+    # Commit the state (and below, the metric sums) to their devices: the step's outputs are
+    # committed, and uncommitted inputs to the first call would compile the step a second time.
     if mesh is not None:
-        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-        state = jax.device_put(state, replicated)
+        placement = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    else:
+        placement = jax.local_devices()[0]
+    state = jax.device_put(state, placement)
 
     history: dict[str, list] = {}
     start_epoch = 0
@@ -196,7 +200,9 @@ def fit(
             n = 0
             for batch in train_data:
                 if totals is None:
-                    totals = _zeros_like_metrics(steps.train, state, None, batch)[1]
+                    totals = _zeros_like_metrics(
+                        steps.train, state, None, batch, placement=placement
+                    )[1]
                 state, totals = steps.train(state, totals, batch)
                 n += 1
                 if bar is not None:
@@ -213,7 +219,9 @@ def fit(
                 vtotals = None
                 for batch in val_data:
                     if vtotals is None:
-                        vtotals = _zeros_like_metrics(steps.eval, state, None, batch)
+                        vtotals = _zeros_like_metrics(
+                            steps.eval, state, None, batch, placement=placement
+                        )
                     vtotals = steps.eval(state, vtotals, batch)
                 logs.update({f"val_{k}": v for k, v in summarize(vtotals).items()})
             logs["epoch_time"] = time.perf_counter() - t0

@@ -141,3 +141,26 @@ def test_predict_applies_transform_in_eval_mode():
     out = predict(model, raw, transform=image_transform(), batch_size=2)
     expected = model(raw.astype(np.float32) / 255.0)
     np.testing.assert_allclose(out, np.asarray(expected), rtol=1e-5, atol=1e-6)
+
+
+def test_train_step_compiles_once(monkeypatch):
+    """The state and the metric sums are committed to the device before the first step, so the
+    step's outputs feed back without a second compilation."""
+    import d2ljax.train.loop as loop
+
+    made = []
+    original = loop.make_steps
+    monkeypatch.setattr(loop, "make_steps", lambda loss: made.append(original(loss)) or made[-1])
+    d = blobs(320, 3)
+    fit(
+        Net(rngs=nnx.Rngs(0)),
+        ArrayLoader(d, 64, on_device=True),
+        val_data=ArrayLoader(d, 64, shuffle=False, on_device=True),
+        optimizer=optax.sgd(0.1),
+        epochs=3,
+        progress=False,
+    )
+    if not hasattr(made[0].train, "_cache_size"):
+        pytest.skip("this jax has no _cache_size on jitted functions")
+    assert made[0].train._cache_size() == 1
+    assert made[0].eval._cache_size() == 1
