@@ -74,6 +74,13 @@ def _kaggle_house(**kwargs) -> Splits:
     return {"train": {"x": data.train_x, "y": data.train_y}, "test": {"x": data.test_x}}
 
 
+@register_dataset("airfoil", "NASA airfoil self-noise, 1500 rows, 5 features, standardized (§12.5)")
+def _airfoil(**kwargs) -> Splits:
+    from d2ljax.data.tabular import load_airfoil
+
+    return load_airfoil(**kwargs)
+
+
 __all__ = [
     "ArrayLoader",
     "epoch_permutation",

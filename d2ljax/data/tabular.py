@@ -8,6 +8,9 @@ missing, and in this data ``MasVnrType == "None"`` means "no masonry veneer" (86
 category distinct from the 8 truly missing values. :func:`load_kaggle_house` therefore reads the
 files with pandas' default missing-value strings *minus* ``"None"``, which reproduces the book's
 331 columns; with pandas' current defaults the category would vanish and 330 columns remain.
+
+The module also reads the NASA airfoil self-noise data (book §12.5, hub entry ``airfoil``) with
+:func:`load_airfoil`, the regression problem chapter 12 trains its optimizers on.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = [
     "NA_VALUES",
     "NUM_FEATURES",
     "k_fold_indices",
+    "load_airfoil",
     "load_kaggle_house",
     "preprocess_house",
     "write_submission",
@@ -146,6 +150,38 @@ def k_fold_indices(n: int, k: int, fold: int) -> tuple[np.ndarray, np.ndarray]:
     stop = start + int(sizes[fold])
     idx = np.arange(n)
     return np.concatenate((idx[:start], idx[stop:])), idx[start:stop]
+
+
+_AIRFOIL_COLUMNS = 6  # frequency, angle, chord, velocity, thickness; sound level (the label)
+
+
+def load_airfoil(
+    *, data_dir: str | os.PathLike | None = None, num_examples: int = 1500
+) -> dict[str, dict[str, np.ndarray]]:
+    """The airfoil self-noise data as the book prepares it for chapter 12 (§12.5.3).
+
+    Reads the 1503 tab-separated rows of ``airfoil_self_noise.dat`` (five features and the
+    scaled sound pressure level), standardizes *every* column, the label included, to zero mean
+    and unit variance over all 1503 rows (population standard deviation, as the book's NumPy
+    ``std``), then keeps the first ``num_examples`` rows (the book's 1500).
+
+    Returns:
+      ``{"train": {"x": float32 [n, 5], "y": float32 [n, 1]}}``.
+    """
+    path = hub.download("airfoil", data_dir=data_dir)
+    try:
+        data = np.loadtxt(path, delimiter="\t", dtype=np.float64, ndmin=2)
+    except ValueError as e:
+        raise hub.CorruptFileError(f"{path}: cannot be read as tab-separated numbers ({e})") from e
+    if data.shape[1] != _AIRFOIL_COLUMNS:
+        raise hub.CorruptFileError(
+            f"{path}: expected {_AIRFOIL_COLUMNS} tab-separated columns, found {data.shape[1]}"
+        )
+    if not 1 <= num_examples <= len(data):
+        raise ValueError(f"num_examples must be in [1, {len(data)}], got {num_examples}")
+    data = (data - data.mean(axis=0)) / data.std(axis=0)
+    data = data[:num_examples].astype(np.float32)
+    return {"train": {"x": data[:, :-1], "y": data[:, -1:]}}
 
 
 def write_submission(path: str | os.PathLike, ids, predictions, *, log_space: bool = False) -> Path:
