@@ -199,6 +199,21 @@ def _run_stages(stages: nnx.List, h_BHWC: jax.Array) -> jax.Array:
     return h_BHWC
 
 
+def _build_stages(arch, make_block) -> tuple[nnx.List, int]:
+    """The stages of a ResNet-style body after the 64-channel stem: ``make_block(num_channels,
+    downsample, in_channels)`` per block, where the first block of every later stage halves the
+    resolution with a 1x1-conv shortcut. Returns the stages and the last channel count."""
+    c = 64
+    stages = []
+    for i, (num_blocks, num_channels) in enumerate(arch):
+        blocks = []
+        for j in range(num_blocks):
+            blocks.append(make_block(num_channels, j == 0 and i > 0, c))
+            c = num_channels
+        stages.append(nnx.List(blocks))
+    return nnx.List(stages), c
+
+
 class ResNet(nnx.Module):
     """ResNet (§8.6.3): the stem, one stage per ``(num_residuals, num_channels)`` in ``arch``,
     global average pooling and a dense layer.
@@ -224,22 +239,13 @@ class ResNet(nnx.Module):
     ):
         self.arch = tuple((int(n), int(c)) for n, c in arch)
         self.stem = _Stem(in_channels, 64, rngs=rngs)
-        c = 64
-        stages = []
-        for i, (num_residuals, num_channels) in enumerate(self.arch):
-            blocks = []
-            for j in range(num_residuals):
-                if j == 0 and i > 0:
-                    blocks.append(
-                        Residual(
-                            num_channels, use_1x1conv=True, strides=2, in_channels=c, rngs=rngs
-                        )
-                    )
-                else:
-                    blocks.append(Residual(num_channels, in_channels=c, rngs=rngs))
-                c = num_channels
-            stages.append(nnx.List(blocks))
-        self.stages = nnx.List(stages)
+
+        def block(num_channels, downsample, c):
+            if downsample:
+                return Residual(num_channels, use_1x1conv=True, strides=2, in_channels=c, rngs=rngs)
+            return Residual(num_channels, in_channels=c, rngs=rngs)
+
+        self.stages, c = _build_stages(self.arch, block)
         self.fc = nnx.Linear(c, num_classes, kernel_init=_KERNEL_INIT, rngs=rngs)
 
     def __call__(self, x_BHWC: jax.Array) -> jax.Array:
@@ -288,26 +294,19 @@ class ResNeXt(nnx.Module):
     ):
         self.arch = tuple((int(n), int(c)) for n, c in arch)
         self.stem = _Stem(in_channels, 64, rngs=rngs)
-        c = 64
-        stages = []
-        for i, (num_blocks, num_channels) in enumerate(self.arch):
-            blocks = []
-            for j in range(num_blocks):
-                first = j == 0 and i > 0
-                blocks.append(
-                    ResNeXtBlock(
-                        num_channels,
-                        groups,
-                        bot_mul,
-                        use_1x1conv=first,
-                        strides=2 if first else 1,
-                        in_channels=c,
-                        rngs=rngs,
-                    )
-                )
-                c = num_channels
-            stages.append(nnx.List(blocks))
-        self.stages = nnx.List(stages)
+
+        def block(num_channels, downsample, c):
+            return ResNeXtBlock(
+                num_channels,
+                groups,
+                bot_mul,
+                use_1x1conv=downsample,
+                strides=2 if downsample else 1,
+                in_channels=c,
+                rngs=rngs,
+            )
+
+        self.stages, c = _build_stages(self.arch, block)
         self.fc = nnx.Linear(c, num_classes, kernel_init=_KERNEL_INIT, rngs=rngs)
 
     def __call__(self, x_BHWC: jax.Array) -> jax.Array:
