@@ -4,47 +4,22 @@ import chex
 import jax
 import jax.numpy as jnp
 import optax
+import optimizer_harness as harness
 import pytest
 
 from d2ljax import optim
 from d2ljax.optim import landscape
 from d2ljax.train import make_optimizer
 
-
-def _params():
-    k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
-    return {
-        "dense": {"w": jax.random.normal(k1, (3, 2)), "b": jnp.zeros((2,))},
-        "scale": jax.random.normal(k2, ()),
-        "rows": [jax.random.normal(k3, (4,))],
-    }
-
-
-def _loss(params, x):
-    # Smooth, with gradients that depend on the params, so a wrong update makes paths drift apart.
-    h = jnp.tanh(x @ params["dense"]["w"] + params["dense"]["b"])
-    return jnp.sum(h**2) * params["scale"] ** 2 + jnp.sum(jnp.sin(params["rows"][0]))
+_params = harness.params
+_loss = harness.loss
 
 
 NUM_STEPS = 10
 
 
 def _run(tx, variant, num_steps=NUM_STEPS):
-    params = _params()
-    state = tx.init(params)
-
-    def step(params, state, x):
-        grads = jax.grad(_loss)(params, x)
-        updates, state = tx.update(grads, state, params)
-        return optax.apply_updates(params, updates), state
-
-    step = variant(step)
-    trajectory = []
-    for i in range(num_steps):
-        x = jax.random.normal(jax.random.key(100 + i), (5, 3))
-        params, state = step(params, state, x)
-        trajectory.append(params)
-    return trajectory, state
+    return harness.run(tx, variant, num_steps)
 
 
 SCHEDULE = optax.exponential_decay(0.05, transition_steps=3, decay_rate=0.5)

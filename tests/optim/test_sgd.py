@@ -4,44 +4,19 @@ import chex
 import jax
 import jax.numpy as jnp
 import optax
+import optimizer_harness as harness
 from absl.testing import parameterized
 from flax import nnx
 
 from d2ljax.models import LinearRegressionScratch
 from d2ljax.optim import SGDState, sgd
 
-
-def _params():
-    k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
-    return {
-        "dense": {"w": jax.random.normal(k1, (3, 2)), "b": jnp.zeros((2,))},
-        "scale": jax.random.normal(k2, ()),
-        "rows": [jax.random.normal(k3, (4,))],
-    }
-
-
-def _loss(params, x):
-    # A smooth loss whose gradient depends on the params, so trajectories can drift apart.
-    h = jnp.tanh(x @ params["dense"]["w"] + params["dense"]["b"])
-    return jnp.sum(h**2) * params["scale"] ** 2 + jnp.sum(jnp.sin(params["rows"][0]))
+_params = harness.params
+_loss = harness.loss
 
 
 def _run(tx, variant, num_steps=6):
-    params = _params()
-    state = tx.init(params)
-
-    def step(params, state, x):
-        grads = jax.grad(_loss)(params, x)
-        updates, state = tx.update(grads, state, params)
-        return optax.apply_updates(params, updates), state
-
-    step = variant(step)
-    trajectory = []
-    for i in range(num_steps):
-        x = jax.random.normal(jax.random.key(100 + i), (5, 3))
-        params, state = step(params, state, x)
-        trajectory.append(params)
-    return trajectory, state
+    return harness.run(tx, variant, num_steps)
 
 
 SCHEDULES = {
