@@ -3,6 +3,7 @@
 import chex
 import jax
 import jax.numpy as jnp
+import layer_counts
 import numpy as np
 import pytest
 from flax import nnx
@@ -10,13 +11,8 @@ from flax import nnx
 from d2ljax.models.alexnet import ALEXNET_MIN_INPUT_SIZE, AlexNet, alexnet_feature_size
 from d2ljax.models.registry import get_constructor
 
-
-def _conv(k, cin, cout):
-    return k * k * cin * cout + cout
-
-
-def _dense(din, dout):
-    return din * dout + dout
+_conv = layer_counts.conv
+_dense = layer_counts.dense
 
 
 def _alexnet_params(side, in_channels=1, num_classes=10):

@@ -3,6 +3,7 @@
 import chex
 import jax
 import jax.numpy as jnp
+import layer_counts
 import numpy as np
 import optax
 import pytest
@@ -15,19 +16,11 @@ from d2ljax.nn.batch_norm import BatchNormScratch, batch_norm
 from d2ljax.train.state import TrainState
 from d2ljax.train.steps import make_steps
 
+_conv = layer_counts.conv
+_dense = layer_counts.dense
+_bn = layer_counts.bn
+
 SHAPES = (("dense_BD", (16, 5)), ("conv_BHWC", (4, 3, 3, 5)))
-
-
-def _conv(k, cin, cout):
-    return k * k * cin * cout + cout
-
-
-def _dense(din, dout):
-    return din * dout + dout
-
-
-def _bn(c):
-    return 2 * c  # gamma and beta; the moving statistics are not parameters
 
 
 # BN-LeNet at 28x28x1: 28 -conv5-> 24 -pool-> 12 -conv5-> 8 -pool-> 4, so 16 * 4 * 4 features.

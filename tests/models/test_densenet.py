@@ -3,6 +3,7 @@
 import chex
 import jax
 import jax.numpy as jnp
+import layer_counts
 import numpy as np
 import pytest
 from flax import nnx
@@ -18,17 +19,9 @@ from d2ljax.models.densenet import (
 )
 from d2ljax.models.registry import get_constructor
 
-
-def _conv(k, cin, cout):
-    return k * k * cin * cout + cout
-
-
-def _dense(din, dout):
-    return din * dout + dout
-
-
-def _bn(c):
-    return 2 * c
+_conv = layer_counts.conv
+_dense = layer_counts.dense
+_bn = layer_counts.bn
 
 
 def _dense_block_params(cin, num_convs, growth):

@@ -3,6 +3,7 @@
 import chex
 import jax
 import jax.numpy as jnp
+import layer_counts
 import numpy as np
 import pytest
 from flax import nnx
@@ -10,9 +11,7 @@ from flax import nnx
 from d2ljax.models.nin import NIN_MIN_INPUT_SIZE, NiN, NiNBlock, nin_block
 from d2ljax.models.registry import get_constructor
 
-
-def _conv(k, cin, cout):
-    return k * k * cin * cout + cout
+_conv = layer_counts.conv
 
 
 def _nin_block_params(k, cin, cout):

@@ -3,23 +3,16 @@
 import chex
 import jax
 import jax.numpy as jnp
+import layer_counts
 import numpy as np
 from flax import nnx
 
 from d2ljax.models.registry import get_constructor
 from d2ljax.models.regnet import REGNETX32_ARCH, AnyNet, RegNetX32
 
-
-def _conv(k, cin, cout, groups=1):
-    return k * k * (cin // groups) * cout + cout
-
-
-def _dense(din, dout):
-    return din * dout + dout
-
-
-def _bn(c):
-    return 2 * c
+_conv = layer_counts.conv
+_dense = layer_counts.dense
+_bn = layer_counts.bn
 
 
 def _resnext_params(cin, c, group_width, bot_mul, use_1x1conv):

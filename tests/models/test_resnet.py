@@ -3,6 +3,7 @@
 import chex
 import jax
 import jax.numpy as jnp
+import layer_counts
 import numpy as np
 import pytest
 from flax import nnx
@@ -17,17 +18,9 @@ from d2ljax.models.resnet import (
     ResNeXtBlock,
 )
 
-
-def _conv(k, cin, cout, groups=1):
-    return k * k * (cin // groups) * cout + cout
-
-
-def _dense(din, dout):
-    return din * dout + dout
-
-
-def _bn(c):
-    return 2 * c  # scale and shift; the running statistics are not parameters
+_conv = layer_counts.conv
+_dense = layer_counts.dense
+_bn = layer_counts.bn
 
 
 def _residual_params(cin, c, use_1x1conv):

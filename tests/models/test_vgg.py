@@ -3,6 +3,7 @@
 import chex
 import jax
 import jax.numpy as jnp
+import layer_counts
 import numpy as np
 import pytest
 from flax import nnx
@@ -19,13 +20,8 @@ from d2ljax.models.vgg import (
     vgg_feature_size,
 )
 
-
-def _conv(k, cin, cout):
-    return k * k * cin * cout + cout
-
-
-def _dense(din, dout):
-    return din * dout + dout
+_conv = layer_counts.conv
+_dense = layer_counts.dense
 
 
 def _vgg_params(convs, side, num_classes=10):
