@@ -307,6 +307,8 @@ def evaluate(
     totals = None
     for batch in data:
         if totals is None:
-            totals = _zeros_like_metrics(steps.eval, state, None, batch)
+            totals = _zeros_like_metrics(
+                steps.eval, state, None, batch, placement=state.step.sharding
+            )
         totals = steps.eval(state, totals, batch)
     return summarize(totals)
