@@ -35,6 +35,7 @@ class Experiment:
     val: ArrayLoader | None
     optimizer: Any
     mesh: Any = None
+    info: dict | None = None
 
 
 def validate(cfg: Config) -> None:
@@ -61,7 +62,10 @@ def validate(cfg: Config) -> None:
             raise ConfigError(str(e)) from None
 
 
-def build_model(cfg: Config, seed: int = 0) -> nnx.Module:
+def build_model(cfg: Config, seed: int = 0, info: dict | None = None) -> nnx.Module:
+    """The config's model. ``info`` is what the dataset knows that the model needs (e.g.
+    ``vocab_size``); each entry fills the constructor argument of the same name unless the config
+    sets it."""
     from d2ljax.models import get_model
     from d2ljax.models.registry import get_constructor
 
@@ -69,6 +73,9 @@ def build_model(cfg: Config, seed: int = 0) -> nnx.Module:
     ctor = get_constructor(cfg.model.name)
     params = dict(inspect.signature(ctor.__init__ if inspect.isclass(ctor) else ctor).parameters)
     params.pop("self", None)
+    for k, v in (info or {}).items():
+        if k in params and k not in kwargs:
+            kwargs[k] = v
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         bad = sorted(set(kwargs) - set(params))
         if bad:
@@ -88,7 +95,8 @@ def _subset(split: dict, limit: int | None) -> dict:
 
 def _loaders(cfg: Config, splits: dict, train_key: str, val_key: str | None, sharding):
     d = cfg.data
-    image = splits[train_key]["x"].dtype == np.uint8
+    first = splits[train_key].get("x")
+    image = first is not None and first.dtype == np.uint8 and first.ndim == 4
     transform = image_transform(d.get("resize")) if image else None
     common = dict(transform=transform, on_device=d.get("on_device", True), sharding=sharding)
     train = ArrayLoader(
@@ -132,10 +140,12 @@ def build(cfg: Config, splits: dict | None = None) -> Experiment:
     validate(cfg)
     if splits is None:
         splits = load_dataset(cfg.data.name, **dict(cfg.data.get("kwargs", {})))
+    splits = dict(splits)
+    info = splits.pop("_info", None)
     mesh, sharding = _sharding()
     train, val = _loaders(cfg, splits, "train", cfg.data.get("val_split", "test"), sharding)
-    model = build_model(cfg, cfg.seed)
-    return Experiment(cfg, model, train, val, _optimizer(cfg, len(train)), mesh)
+    model = build_model(cfg, cfg.seed, info)
+    return Experiment(cfg, model, train, val, _optimizer(cfg, len(train)), mesh, info)
 
 
 def _callbacks(cfg: Config):

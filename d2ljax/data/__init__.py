@@ -1,7 +1,8 @@
 """Datasets and the input pipeline.
 
 ``load_dataset(name, **kwargs)`` returns ``{split: {"x": ..., "y": ...}}`` NumPy arrays for every
-dataset a config can name; :class:`ArrayLoader` turns a split into device batches.
+dataset a config can name (plus an optional ``"_info"`` dict of facts for the model);
+:class:`ArrayLoader` turns a split into device batches.
 """
 
 from __future__ import annotations
@@ -79,6 +80,24 @@ def _airfoil(**kwargs) -> Splits:
     from d2ljax.data.tabular import load_airfoil
 
     return load_airfoil(**kwargs)
+
+
+# Text datasets. A loader may add an ``"_info"`` entry next to its splits: facts the model needs
+# (``vocab_size``, vocabularies) that ``experiment.build`` passes to the model's constructor.
+
+
+@register_dataset("timemachine", "H. G. Wells' The Time Machine, char-level LM subsequences (§9.3)")
+def _timemachine(**kwargs) -> Splits:
+    from d2ljax.data.text import load_timemachine_lm
+
+    return load_timemachine_lm(**kwargs)
+
+
+@register_dataset("fra_eng", "Tatoeba English-French pairs for machine translation (§10.5)")
+def _fra_eng(**kwargs) -> Splits:
+    from d2ljax.data.translation import load_fra_eng
+
+    return load_fra_eng(**kwargs)
 
 
 __all__ = [

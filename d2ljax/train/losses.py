@@ -3,6 +3,8 @@
 A loss function has the signature ``loss_fn(model, batch) -> (loss, metrics)``: ``loss`` is the
 scalar that is differentiated (a mean over the batch), ``metrics`` a dict of *sums* over the batch
 plus a ``"count"`` entry, so that epoch averages are exact even when the last batch is smaller.
+A ``"perplexity"`` entry holds summed per-token negative log-likelihoods; the epoch summary
+reports ``exp`` of its mean (the book's perplexity).
 Register new ones with :func:`register_loss` so a config can name them.
 """
 
@@ -93,3 +95,47 @@ def mse(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
     y = batch["y"].reshape(y_hat.shape)
     se_B = jnp.mean((y_hat - y) ** 2, axis=tuple(range(1, y.ndim)))
     return se_B.mean(), {"loss": se_B.sum(), "count": _count(y)}
+
+
+@register_loss("lm")
+def language_model(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
+    """Next-token cross-entropy for a language model (book §9.5): ``model(batch['x'])`` gives
+    logits ``(B, T, V)`` for the tokens ``batch['y']`` ``(B, T)``; averaged over all B*T tokens,
+    with perplexity reported."""
+    logits_BTV = model(batch["x"])
+    ce_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, batch["y"])
+    total = ce_BT.sum()
+    return ce_BT.mean(), {
+        "loss": total,
+        "perplexity": total,
+        "count": jnp.asarray(ce_BT.size, jnp.float32),
+    }
+
+
+def sequence_mask(lengths_B: jax.Array, max_len: int) -> jax.Array:
+    """``(B, T)`` float mask: 1 for positions ``t < lengths[b]``, 0 for padding (book §10.7)."""
+    return (jnp.arange(max_len)[None, :] < lengths_B[:, None]).astype(jnp.float32)
+
+
+@register_loss("seq2seq")
+def seq2seq(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
+    """Masked cross-entropy for an encoder-decoder (book §10.7).
+
+    The batch holds ``x`` (source ids, ``(B, S)``), ``x_len`` (valid source lengths), ``dec_x``
+    (decoder input: ``<bos>`` then the target shifted right), ``y`` (target ids, ``(B, T)``) and
+    ``y_len`` (valid target lengths, counting ``<eos>``). ``model(x, dec_x, x_len)`` returns
+    logits ``(B, T, V)``. Padding positions count neither in the loss nor in the token count;
+    the loss is the mean over valid tokens.
+    """
+    logits_BTV = model(batch["x"], batch["dec_x"], batch["x_len"])
+    ce_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, batch["y"])
+    mask_BT = sequence_mask(batch["y_len"], batch["y"].shape[1])
+    tokens = mask_BT.sum()
+    total = (ce_BT * mask_BT).sum()
+    correct = ((jnp.argmax(logits_BTV, -1) == batch["y"]) * mask_BT).sum()
+    return total / jnp.maximum(tokens, 1.0), {
+        "loss": total,
+        "perplexity": total,
+        "accuracy": correct,
+        "count": tokens,
+    }

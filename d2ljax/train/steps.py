@@ -8,6 +8,7 @@ adds them up inside the compiled step and reads them once per log interval.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -111,4 +112,7 @@ def summarize(totals: Metrics | None) -> dict[str, float]:
         return {}
     totals = jax.device_get(totals)
     count = float(totals.get("count", 1.0)) or 1.0
-    return {k: float(v) / count for k, v in totals.items() if k != "count"}
+    out = {k: float(v) / count for k, v in totals.items() if k != "count"}
+    if "perplexity" in out:  # summed per-token negative log-likelihood -> exp(mean)
+        out["perplexity"] = math.exp(min(out["perplexity"], 700.0))
+    return out
