@@ -100,6 +100,20 @@ def _fra_eng(**kwargs) -> Splits:
     return load_fra_eng(**kwargs)
 
 
+@register_dataset("sine_autoregression", "sin(0.01 t) + noise, tau lagged features (§9.1)")
+def _sine_autoregression(**kwargs) -> Splits:
+    from d2ljax.data.synthetic import sine_autoregression
+
+    return sine_autoregression(**kwargs)
+
+
+@register_dataset("wikitext2_bert", "WikiText-2 paragraphs as BERT MLM + NSP examples (§15.9)")
+def _wikitext2_bert(**kwargs) -> Splits:
+    from d2ljax.data.wikitext import load_bert_pretraining
+
+    return load_bert_pretraining(**kwargs)
+
+
 __all__ = [
     "ArrayLoader",
     "epoch_permutation",
