@@ -14,6 +14,7 @@ __all__ = [
     "POLY_MAX_DEGREE",
     "POLY_TRUE_W",
     "polynomial_data",
+    "sine_autoregression",
     "synthetic_regression",
     "weight_decay_data",
 ]
@@ -109,3 +110,40 @@ def polynomial_data(
     out["train"]["x_raw"] = x_raw[:n_train].astype(np.float32)
     out["test"]["x_raw"] = x_raw[n_train:].astype(np.float32)
     return out
+
+
+def sine_autoregression(
+    T: int = 1000,
+    tau: int = 4,
+    num_train: int = 600,
+    seed: int = 0,
+    noise: float = 0.2,
+) -> dict:
+    """The noisy sine of book §9.1 for autoregressive models.
+
+    ``x_t = sin(0.01 t) + noise * N(0, 1)`` for ``t = 1, ..., T``; example ``i`` has the ``tau``
+    previous values ``[x_i, ..., x_{i+tau-1}]`` as features and ``x_{i+tau}`` as label, so there
+    are ``T - tau`` examples; the first ``num_train`` form the training split, the rest ``val``.
+
+    Returns ``{"train": {"x": [num_train, tau], "y": [num_train, 1]}, "val": {...},
+    "_info": {"series": x [T], "time": t [T], "tau": tau, "num_inputs": tau}}`` in float32
+    (``series`` lets a notebook make the book's k-step-ahead predictions).
+    """
+    _check_sizes(T=T, tau=tau, num_train=num_train)
+    if tau < 1 or num_train < 1:
+        raise ValueError(f"tau and num_train must be positive, got {tau=}, {num_train=}")
+    if num_train >= T - tau:
+        raise ValueError(
+            f"num_train={num_train} leaves no validation examples: there are T - tau = "
+            f"{T - tau} examples"
+        )
+    rng = np.random.default_rng(seed)
+    time = np.arange(1, T + 1, dtype=np.float64)
+    x = (np.sin(0.01 * time) + noise * rng.standard_normal(T)).astype(np.float32)
+    features = np.stack([x[i : T - tau + i] for i in range(tau)], axis=1)
+    labels = x[tau:].reshape(-1, 1)
+    out = _split(features, labels, num_train, ("train", "val"))
+    return {
+        **out,
+        "_info": {"series": x, "time": time.astype(np.float32), "tau": tau, "num_inputs": tau},
+    }
