@@ -1,0 +1,39 @@
+"""RNN encoder-decoder with Bahdanau attention for English-French translation (book §11.4.3).
+
+    d2ljax train bahdanau_seq2seq
+
+Book settings (1.0 edition), §11.4.3: ``MTFraEng(batch_size=128)`` (the first 512 pairs for
+training, the next 128 for validation, 9 tokens per sequence), ``Seq2SeqEncoder`` and
+``Seq2SeqAttentionDecoder`` with ``embed_size=256, num_hiddens=256, num_layers=2, dropout=0.2``
+(GRU), ``Seq2Seq(lr=0.005)`` (Adam), ``Trainer(max_epochs=30, gradient_clip_val=1)``; the loss
+ignores padding. Small enough to run as it is on a CPU.
+
+The book then translates ``go . / i lost . / he's calm . / i'm home .`` greedily and reports
+BLEU (k=2) against ``va ! / j'ai perdu . / il est calme . / je suis chez moi .``.
+
+Measured (2-core CPU shared with other jobs, 30 epochs, 146 s including compilation): train loss
+0.210, val loss 3.76 (perplexity 42.9), val token accuracy 0.533. Greedy translations: go . =>
+va ! (BLEU 1.000), i lost . => j'ai perdu . (1.000), he's calm . => <unk> . (0.000), i'm home .
+=> je suis chez moi . (1.000): 3 of 4 exact (beam size 2 gives the same).
+"""
+
+from d2ljax.configs.common import experiment
+
+
+def get_config(variant=None):
+    return experiment(
+        description=__doc__.splitlines()[0],
+        model="bahdanau_seq2seq",
+        model_kwargs=dict(embed_size=256, num_hiddens=256, num_layers=2, dropout=0.2),
+        dataset="fra_eng",
+        data_kwargs=dict(num_steps=9, num_train=512, num_val=128),
+        batch_size=128,
+        loss="seq2seq",
+        optimizer="adam",
+        lr=0.005,
+        grad_clip=1.0,
+        epochs=30,
+        val_split="val",
+        smoke_limit=256,
+        variant=variant,
+    )

@@ -1,0 +1,41 @@
+"""Transformer encoder-decoder for English-French translation (book §11.7.6).
+
+    d2ljax train transformer
+
+Book settings (1.0 edition), §11.7.6: ``MTFraEng(batch_size=128)`` (the first 512 pairs for
+training, the next 128 for validation, 9 tokens per sequence), ``TransformerEncoder`` and
+``TransformerDecoder`` with ``num_hiddens=256, ffn_num_hiddens=64, num_heads=4, num_blks=2,
+dropout=0.2``, ``Seq2Seq(lr=0.0015)`` (Adam), ``Trainer(max_epochs=30, gradient_clip_val=1)``;
+the loss ignores padding. Small enough to run as it is on a CPU.
+
+The book then translates ``go . / i lost . / he's calm . / i'm home .`` greedily and reports
+BLEU (k=2) against ``va ! / j'ai perdu . / il est calme . / je suis chez moi .``.
+
+Measured (2-core CPU shared with other jobs, 30 epochs, 315 s including compilation): train loss
+0.472, val loss 3.51 (perplexity 33.6), val token accuracy 0.538. Greedy translations: go . =>
+va ! (BLEU 1.000), i lost . => j'ai perdu . (1.000), he's calm . => <unk> . (0.000), i'm home .
+=> je suis chez moi . (1.000): 3 of 4 exact (beam size 2 gives the same).
+"""
+
+from d2ljax.configs.common import experiment
+
+
+def get_config(variant=None):
+    return experiment(
+        description=__doc__.splitlines()[0],
+        model="transformer",
+        model_kwargs=dict(
+            num_hiddens=256, ffn_num_hiddens=64, num_heads=4, num_blks=2, dropout=0.2
+        ),
+        dataset="fra_eng",
+        data_kwargs=dict(num_steps=9, num_train=512, num_val=128),
+        batch_size=128,
+        loss="seq2seq",
+        optimizer="adam",
+        lr=0.0015,
+        grad_clip=1.0,
+        epochs=30,
+        val_split="val",
+        smoke_limit=256,
+        variant=variant,
+    )
