@@ -114,6 +114,13 @@ def _wikitext2_bert(**kwargs) -> Splits:
     return load_bert_pretraining(**kwargs)
 
 
+@register_dataset("snli_bert", "SNLI premise/hypothesis pairs as BERT fine-tuning inputs (§16.7)")
+def _snli_bert(**kwargs) -> Splits:
+    from d2ljax.data.snli import load_snli_bert
+
+    return load_snli_bert(**kwargs)
+
+
 __all__ = [
     "ArrayLoader",
     "epoch_permutation",

@@ -139,3 +139,46 @@ def seq2seq(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
         "accuracy": correct,
         "count": tokens,
     }
+
+
+@register_loss("bert_pretrain")
+def bert_pretrain(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
+    """BERT's pretraining loss (book §15.10.1): masked-LM cross-entropy + NSP cross-entropy.
+
+    ``model(tokens, segments, valid_len, mlm_positions)`` returns ``(mlm_logits (B, P, V),
+    nsp_logits (B, 2))``. The MLM loss is the mean over the real predictions (``mlm_weights``
+    is 1 for them, 0 for the padding predictions); the NSP loss the mean over the batch; the
+    loss is their sum. Reported: ``loss`` (per example: the batch's MLM mean + NSP), ``mlm_loss``
+    (per example), ``nsp_loss`` and ``nsp_accuracy``.
+    """
+    mlm_BPV, nsp_B2 = model(
+        batch["tokens"], batch["segments"], batch["valid_len"], batch["mlm_positions"]
+    )
+    w_BP = batch["mlm_weights"].astype(jnp.float32)
+    ce_BP = optax.softmax_cross_entropy_with_integer_labels(mlm_BPV, batch["mlm_labels"])
+    mlm = (ce_BP * w_BP).sum() / (w_BP.sum() + 1e-8)
+    nsp_B = optax.softmax_cross_entropy_with_integer_labels(nsp_B2, batch["nsp_label"])
+    nsp = nsp_B.mean()
+    n = _count(batch["nsp_label"])
+    correct = (jnp.argmax(nsp_B2, -1) == batch["nsp_label"]).sum().astype(jnp.float32)
+    return mlm + nsp, {
+        "loss": (mlm + nsp) * n,
+        "mlm_loss": mlm * n,
+        "nsp_loss": nsp_B.sum(),
+        "nsp_accuracy": correct,
+        "count": n,
+    }
+
+
+@register_loss("bert_classification")
+def bert_classification(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
+    """Softmax cross-entropy of a fine-tuned BERT (book §16.7): ``model(tokens, segments,
+    valid_len)`` gives logits ``(B, C)`` for the integer labels ``batch['y']``."""
+    logits_BC = model(batch["tokens"], batch["segments"], batch["valid_len"])
+    ce_B = optax.softmax_cross_entropy_with_integer_labels(logits_BC, batch["y"])
+    correct_B = jnp.argmax(logits_BC, axis=-1) == batch["y"]
+    return ce_B.mean(), {
+        "loss": ce_B.sum(),
+        "accuracy": correct_B.sum().astype(jnp.float32),
+        "count": _count(batch["y"]),
+    }
