@@ -8,7 +8,15 @@ import importlib as _importlib
 import pkgutil as _pkgutil
 
 from d2ljax.models.alexnet import AlexNet
+from d2ljax.models.attention import (
+    AdditiveAttention,
+    DotProductAttention,
+    MultiHeadAttention,
+    PositionalEncoding,
+)
+from d2ljax.models.bahdanau import Seq2SeqAttention, Seq2SeqAttentionDecoder
 from d2ljax.models.batchnorm import BNLeNet, BNLeNetScratch
+from d2ljax.models.bert import BERTClassifier, BERTEncoder, BERTModel, MaskLM, NextSentencePred
 from d2ljax.models.densenet import DenseBlock, DenseNet, transition_block
 from d2ljax.models.googlenet import GoogLeNet, Inception
 from d2ljax.models.lenet import LeNet, LeNetScratch, layer_shapes
@@ -33,7 +41,34 @@ from d2ljax.models.registry import (
 )
 from d2ljax.models.regnet import AnyNet, RegNetX32
 from d2ljax.models.resnet import Residual, ResNet, ResNet18, ResNeXt, ResNeXtBlock
+from d2ljax.models.rnn import (
+    GRU,
+    LSTM,
+    RNN,
+    RNNLM,
+    BiRNNScratch,
+    GRUScratch,
+    LSTMScratch,
+    RNNLMScratch,
+    RNNScratch,
+    StackedRNNScratch,
+)
+from d2ljax.models.seq2seq import (
+    Decoder,
+    Encoder,
+    EncoderDecoder,
+    Seq2Seq,
+    Seq2SeqDecoder,
+    Seq2SeqEncoder,
+)
 from d2ljax.models.softmax import SoftmaxRegression, SoftmaxRegressionScratch
+from d2ljax.models.transformer import (
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderBlock,
+    TransformerEncoder,
+    TransformerEncoderBlock,
+)
 from d2ljax.models.vgg import VGG, VGG11, vgg_block
 
 # Register the model families not imported by name above (any module here not starting with "_").
@@ -43,6 +78,38 @@ for _info in _pkgutil.iter_modules(__path__):
 del _info
 
 __all__ = [
+    "AdditiveAttention",
+    "DotProductAttention",
+    "MultiHeadAttention",
+    "PositionalEncoding",
+    "Seq2SeqAttention",
+    "Seq2SeqAttentionDecoder",
+    "BERTClassifier",
+    "BERTEncoder",
+    "BERTModel",
+    "MaskLM",
+    "NextSentencePred",
+    "GRU",
+    "LSTM",
+    "RNN",
+    "RNNLM",
+    "BiRNNScratch",
+    "GRUScratch",
+    "LSTMScratch",
+    "RNNLMScratch",
+    "RNNScratch",
+    "StackedRNNScratch",
+    "Decoder",
+    "Encoder",
+    "EncoderDecoder",
+    "Seq2Seq",
+    "Seq2SeqDecoder",
+    "Seq2SeqEncoder",
+    "Transformer",
+    "TransformerDecoder",
+    "TransformerDecoderBlock",
+    "TransformerEncoder",
+    "TransformerEncoderBlock",
     "VGG",
     "VGG11",
     "AlexNet",

@@ -2,10 +2,13 @@
 
 ``d2ljax.nn.functional`` holds pure ``jax.numpy`` functions (softmax, cross-entropy, relu, dropout,
 ...); ``d2ljax.nn.layers`` wraps the stateful ones as Flax NNX modules; ``d2ljax.nn.conv`` is
-chapter 7's convolution and pooling; ``d2ljax.nn.batch_norm`` is §8.5's batch normalization.
+chapter 7's convolution and pooling; ``d2ljax.nn.batch_norm`` is §8.5's batch normalization;
+``d2ljax.nn.rnn`` holds chapters 9-10's recurrent cells on ``lax.scan``; ``d2ljax.nn.attention``
+chapter 11's attention functions (the NNX layers in ``d2ljax.models.attention`` call them).
 """
 
-from d2ljax.nn import batch_norm, conv, functional
+from d2ljax.nn import attention, batch_norm, conv, functional, rnn
+from d2ljax.nn.attention import masked_softmax, positional_encoding
 from d2ljax.nn.batch_norm import BatchNormScratch
 from d2ljax.nn.conv import Conv2D, avg_pool2d, conv2d, corr2d, max_pool2d, pool2d
 from d2ljax.nn.functional import (
@@ -23,6 +26,10 @@ from d2ljax.nn.functional import (
 from d2ljax.nn.layers import Dropout
 
 __all__ = [
+    "attention",
+    "masked_softmax",
+    "positional_encoding",
+    "rnn",
     "BatchNormScratch",
     "Conv2D",
     "Dropout",
