@@ -19,6 +19,7 @@ from d2ljax.models.batchnorm import BNLeNet, BNLeNetScratch
 from d2ljax.models.bert import BERTClassifier, BERTEncoder, BERTModel, MaskLM, NextSentencePred
 from d2ljax.models.densenet import DenseBlock, DenseNet, transition_block
 from d2ljax.models.googlenet import GoogLeNet, Inception
+from d2ljax.models.gpt import GPT
 from d2ljax.models.lenet import LeNet, LeNetScratch, layer_shapes
 from d2ljax.models.linear import LinearRegression, LinearRegressionScratch
 from d2ljax.models.mlp import (
@@ -70,6 +71,7 @@ from d2ljax.models.transformer import (
     TransformerEncoderBlock,
 )
 from d2ljax.models.vgg import VGG, VGG11, vgg_block
+from d2ljax.models.vit import ViT
 
 # Register the model families not imported by name above (any module here not starting with "_").
 for _info in _pkgutil.iter_modules(__path__):
@@ -78,6 +80,8 @@ for _info in _pkgutil.iter_modules(__path__):
 del _info
 
 __all__ = [
+    "GPT",
+    "ViT",
     "AdditiveAttention",
     "DotProductAttention",
     "MultiHeadAttention",
