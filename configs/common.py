@@ -29,6 +29,10 @@ def experiment(
     variant: str | None = None,
     smoke_limit: int = 2048,
     cpu: dict | None = None,
+    mesh: dict | None = None,
+    precision: str = "float32",
+    partition_rules: list | None = None,
+    fsdp_min_size: int = 2**14,
 ) -> Config:
     """A config with every key an experiment can set.
 
@@ -36,6 +40,12 @@ def experiment(
     setting's input size); ``cpu`` applies the overrides in ``cpu`` (e.g. ``{"data.resize": None,
     "epochs": 3}``): the documented setting for a model too heavy to train at the book's size on
     a laptop CPU. Without ``cpu`` overrides the ``cpu`` variant is the book setting itself.
+
+    Devices (book ch. 13): ``mesh`` is a mesh shape (default None: data parallel over every
+    device, e.g. ``{"data": 2, "fsdp": 4}`` also shards parameters over 4 devices, FSDP);
+    ``partition_rules`` ``[(regex, spec)]`` on parameter paths go before the FSDP rule, which
+    shards arrays of at least ``fsdp_min_size`` elements; ``precision`` is ``"float32"`` or
+    ``"bfloat16"`` (bf16 compute, float32 master parameters).
     """
     cfg = Config(
         description=description,
@@ -65,6 +75,9 @@ def experiment(
         checkpoint_every=1,
         early_stopping=dict(monitor="val_loss", patience=0, min_delta=0.0, mode="min"),
         kfold=kfold,
+        mesh=dict(mesh) if mesh else None,
+        precision=precision,
+        partition=dict(rules=list(partition_rules or []), fsdp_min_size=fsdp_min_size),
     )
     if variant in (None, "", "default"):
         return cfg

@@ -99,6 +99,19 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="discard existing checkpoints")
     t.add_argument("--data-dir", help="where datasets are found/downloaded (sets D2LJAX_DATA)")
     t.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
+    m = t.add_argument_group(
+        "multi-process (multi-host) training",
+        "run the same command in every process; see tpu/README.md. Defaults come from "
+        "$D2LJAX_COORDINATOR, $D2LJAX_NUM_PROCESSES, $D2LJAX_PROCESS_ID",
+    )
+    m.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    m.add_argument("--num-processes", type=int, metavar="N", help="how many processes take part")
+    m.add_argument("--process-id", type=int, metavar="I", help="this process's id, 0..N-1")
+    m.add_argument(
+        "--distributed",
+        action="store_true",
+        help="initialise jax.distributed from the environment (Cloud TPU pod slices)",
+    )
     sub.add_parser("list", help="list the experiments")
     s = sub.add_parser("show", help="print an experiment's config")
     s.add_argument("experiment")
@@ -123,13 +136,25 @@ def main(argv: list[str] | None = None) -> int:
             import os
 
             os.environ["D2LJAX_DATA"] = str(Path(args.data_dir).expanduser().absolute())
+        from d2ljax.parallel import distributed
+
+        try:
+            distributed.initialize(
+                args.coordinator,
+                args.num_processes,
+                args.process_id,
+                auto=True if args.distributed else None,
+            )
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         _enable_compilation_cache()
         from d2ljax.experiment import run
 
         workdir = args.workdir or str(
             Path("runs") / args.experiment.replace(":", "-").replace("/", "_").removesuffix(".py")
         )
-        print(f"{args.experiment}: {cfg.description}\nworkdir: {workdir}", flush=True)
+        say = print if distributed.is_primary() else (lambda *a, **k: None)
+        say(f"{args.experiment}: {cfg.description}\nworkdir: {workdir}", flush=True)
         result = run(
             cfg,
             workdir,
@@ -138,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=False if args.no_progress else None,
         )
         final = {k: v[-1] for k, v in result.history.items() if isinstance(v, list) and v}
-        print(
+        say(
             "final: " + " ".join(f"{k} {v:.4f}" for k, v in final.items() if isinstance(v, float)),
             flush=True,
         )

@@ -94,12 +94,29 @@ def _subset(split: dict, limit: int | None) -> dict:
 
 
 def _loaders(cfg: Config, splits: dict, train_key: str, val_key: str | None, sharding):
+    """Train and val loaders. Across several processes (multi-host) each process feeds only its
+    rows of every global batch (:class:`d2ljax.parallel.distributed.ProcessLocalLoader`)."""
+    import jax
+
     d = cfg.data
     first = splits[train_key].get("x")
     image = first is not None and first.dtype == np.uint8 and first.ndim == 4
     transform = image_transform(d.get("resize")) if image else None
-    common = dict(transform=transform, on_device=d.get("on_device", True), sharding=sharding)
-    train = ArrayLoader(
+    if sharding is not None and hasattr(sharding, "mesh"):
+        from d2ljax.parallel import check_batch_size
+
+        try:
+            check_batch_size(d.batch_size, sharding.mesh, "batch size (data.batch_size)")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    if jax.process_count() > 1:
+        from d2ljax.parallel.distributed import ProcessLocalLoader as Loader
+
+        common = dict(transform=transform, sharding=sharding)
+    else:
+        Loader = ArrayLoader
+        common = dict(transform=transform, on_device=d.get("on_device", True), sharding=sharding)
+    train = Loader(
         _subset(splits[train_key], d.get("limit")),
         d.batch_size,
         shuffle=True,
@@ -109,7 +126,7 @@ def _loaders(cfg: Config, splits: dict, train_key: str, val_key: str | None, sha
     )
     val = None
     if val_key is not None and val_key in splits and "y" in splits[val_key]:
-        val = ArrayLoader(
+        val = Loader(
             _subset(splits[val_key], d.get("limit")),
             d.get("eval_batch_size") or d.batch_size,
             shuffle=False,
@@ -118,21 +135,39 @@ def _loaders(cfg: Config, splits: dict, train_key: str, val_key: str | None, sha
     return train, val
 
 
-def _sharding():
+def _sharding(cfg: Config | None = None):
+    """The config's mesh (``mesh``: a shape dict, default ``{"data": -1}``: data parallel over
+    every device of every process) and the batch sharding over its ``data``/``fsdp`` axes;
+    ``(None, None)`` on a single device."""
     import jax
 
-    if jax.device_count() == 1:
+    shape = cfg.get("mesh") if cfg is not None else None
+    if jax.device_count() == 1 and not shape:
         return None, None
-    from d2ljax.parallel import batch_sharding, make_mesh
+    from d2ljax.parallel import data_sharding, make_mesh
 
-    mesh = make_mesh()
-    return mesh, batch_sharding(mesh)
+    try:
+        mesh = make_mesh(dict(shape) if shape else None)
+        return mesh, data_sharding(mesh)
+    except ValueError as e:
+        raise ConfigError(f"config key `mesh`: {e}") from None
 
 
 def _optimizer(cfg: Config, steps_per_epoch: int):
     o = dict(cfg.optimizer)
     kwargs = dict(o.pop("kwargs", {}) or {})
     return make_optimizer(total_steps=max(1, steps_per_epoch * cfg.epochs), **o, **kwargs)
+
+
+def _parallel_kwargs(cfg: Config) -> dict:
+    """``fit``'s precision and partitioning settings from the config (defaults where absent)."""
+    part = cfg.get("partition") or {}
+    rules = [(pattern, tuple(spec)) for pattern, spec in (part.get("rules") or [])]
+    return dict(
+        precision=cfg.get("precision") or "float32",
+        partition_rules=rules,
+        fsdp_min_size=int(part.get("fsdp_min_size", 2**14)),
+    )
 
 
 def build(cfg: Config, splits: dict | None = None) -> Experiment:
@@ -142,7 +177,7 @@ def build(cfg: Config, splits: dict | None = None) -> Experiment:
         splits = load_dataset(cfg.data.name, **dict(cfg.data.get("kwargs", {})))
     splits = dict(splits)
     info = splits.pop("_info", None)
-    mesh, sharding = _sharding()
+    mesh, sharding = _sharding(cfg)
     train, val = _loaders(cfg, splits, "train", cfg.data.get("val_split", "test"), sharding)
     model = build_model(cfg, cfg.seed, info)
     return Experiment(cfg, model, train, val, _optimizer(cfg, len(train)), mesh, info)
@@ -191,7 +226,7 @@ def train(exp: Experiment, workdir=None, *, quiet: bool = False, **fit_kwargs) -
         checkpoint_every=cfg.get("checkpoint_every", 1),
         callbacks=_callbacks(cfg),
         mesh=exp.mesh,
-        **fit_kwargs,
+        **{**_parallel_kwargs(cfg), **fit_kwargs},
     )
 
 

@@ -158,3 +158,27 @@ def test_every_registered_config_model_exists():
 
     for name in list_experiments():
         validate(load_config(name))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--coordinator", "127.0.0.1:1"], "needs the number of processes"),
+        (["--num-processes", "2", "--process-id", "1"], "need a coordinator address"),
+        (["--set", "mesh={'data': 3}"], "config key `mesh`: mesh {'data': 3} needs 3 devices"),
+        (["--set", "mesh={'model': 1}"], "have no batch axis"),
+    ],
+)
+def test_parallel_settings_are_clear_errors(args, message, capsys, tmp_path, monkeypatch):
+    for var in ("D2LJAX_COORDINATOR", "D2LJAX_NUM_PROCESSES", "D2LJAX_PROCESS_ID"):
+        monkeypatch.delenv(var, raising=False)
+    code = main(["train", "mlp:smoke", "--workdir", str(tmp_path), *args])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_config_has_parallel_keys(capsys):
+    assert main(["show", "lenet", "--set", "precision=bfloat16"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["precision"] == "bfloat16" and cfg["mesh"] is None
+    assert cfg["partition"] == {"rules": [], "fsdp_min_size": 2**14}

@@ -1,7 +1,15 @@
 """The training core: state, pure steps, the ``fit`` loop, checkpoints, losses, optimizers."""
 
 from d2ljax.train.checkpoint import Checkpointer, load_params, save_params
-from d2ljax.train.loop import Callback, EarlyStopping, FitResult, evaluate, fit, predict
+from d2ljax.train.loop import (
+    Callback,
+    EarlyStopping,
+    FitResult,
+    evaluate,
+    fit,
+    predict,
+    resolve_mesh,
+)
 from d2ljax.train.losses import get_loss, list_losses, register_loss
 from d2ljax.train.optimizer import make_optimizer, make_schedule, register_optimizer
 from d2ljax.train.state import TrainState, num_params
@@ -26,6 +34,7 @@ __all__ = [
     "num_params",
     "register_loss",
     "register_optimizer",
+    "resolve_mesh",
     "save_params",
     "summarize",
     "train_step",

@@ -5,6 +5,14 @@ one pass of eval steps, one device-to-host read of the sums, a line or a progres
 written to ``WORKDIR/metrics.json``, a checkpoint every ``checkpoint_every`` epochs and at the end,
 and the callbacks (early stopping). A run interrupted at any point resumes from its last checkpoint
 with ``resume=True`` and ends with exactly the parameters of an uninterrupted run.
+
+Devices (book chapter 13): by default ``fit`` trains data parallel over every local device (the
+batch split over a ``data`` mesh axis, the gradient all-reduced by XLA); a mesh with an ``fsdp``
+axis also shards the parameters and optimizer state (FSDP), and ``precision="bfloat16"`` computes
+in bfloat16 with float32 master parameters. Across processes (multi-host, see
+:mod:`d2ljax.parallel.distributed`) every process runs this same loop; only process 0 prints and
+writes ``metrics.json``/``curves.png``, while all of them take part in the checkpoint (Orbax writes
+each process's shards and process 0 the metadata).
 """
 
 from __future__ import annotations
@@ -21,10 +29,18 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
+from d2ljax.parallel.mesh import (
+    check_batch_size,
+    data_sharding,
+    make_mesh,
+    put_global,
+    replicated,
+    state_shardings,
+)
 from d2ljax.train.checkpoint import Checkpointer
 from d2ljax.train.losses import LossFn
 from d2ljax.train.state import TrainState
@@ -103,9 +119,46 @@ def _format(logs: dict[str, float]) -> str:
     return " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items())
 
 
-def _zeros_like_metrics(fn: Callable, *args, placement=None) -> Any:
+def _zeros_like_metrics(fn: Callable, *args, placement=None, pick=None) -> Any:
     shapes = jax.eval_shape(fn, *args)
-    return jax.device_put(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), placement)
+    if pick is not None:
+        shapes = pick(shapes)
+    return put_global(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes), placement)
+
+
+def resolve_mesh(mesh, train_data=None):
+    """The mesh ``fit`` trains on. ``"auto"``: the mesh of the loader's batch sharding if it has
+    one, else a ``data`` mesh over all local devices when there are several, else None (one
+    device). A dict is a mesh shape (``{"data": 2, "fsdp": 4}``); a Mesh is used as it is."""
+    if isinstance(mesh, str):
+        if mesh != "auto":
+            raise ValueError(f"mesh must be 'auto', None, a shape dict or a Mesh, got {mesh!r}")
+        sharding = getattr(train_data, "sharding", None)
+        if isinstance(sharding, jax.sharding.NamedSharding):
+            return sharding.mesh
+        if jax.process_count() == 1 and jax.local_device_count() > 1:
+            return make_mesh({"data": -1}, devices=jax.local_devices())
+        return None
+    if isinstance(mesh, dict):
+        return make_mesh(mesh)
+    return mesh
+
+
+def _on_mesh(batch, sharding):
+    """Move a batch that is not already laid out as ``sharding`` (e.g. a loader that puts batches
+    on one device) onto the mesh."""
+    leaf = jax.tree.leaves(batch)[0]
+    current = getattr(leaf, "sharding", None)
+    if current is not None and current.is_equivalent_to(sharding, leaf.ndim):
+        return batch
+    check_batch_size(leaf.shape[0], sharding.mesh, "batch")
+    return jax.device_put(batch, sharding)
+
+
+def _log_on_primary(log):
+    if jax.process_index() == 0:
+        return log
+    return lambda line: None
 
 
 def fit(
@@ -123,7 +176,10 @@ def fit(
     overwrite: bool = False,
     callbacks: Sequence[Callback] = (),
     progress: bool | None = None,
-    mesh: jax.sharding.Mesh | None = None,
+    mesh: jax.sharding.Mesh | dict | str | None = "auto",
+    precision: str = "float32",
+    partition_rules: Sequence[tuple[str, tuple]] = (),
+    fsdp_min_size: int = 2**14,
     plot: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> FitResult:
@@ -141,20 +197,42 @@ def fit(
       resume: continue from the latest checkpoint in ``workdir`` (start fresh if there is none).
       overwrite: delete existing checkpoints in ``workdir`` instead of refusing to start.
       progress: a live progress bar (default: only on a terminal and not in CI).
-      mesh: replicate the state over this mesh (the batches carry their own sharding).
+      mesh: the device mesh: ``"auto"`` (default: the loader's mesh, else data parallel over all
+        local devices), None (one device), a shape dict (``{"data": -1}``, ``{"data": 2, "fsdp":
+        4}``) or a ``jax.sharding.Mesh``. The batch is split over the ``data`` and ``fsdp`` axes
+        (its size must divide evenly); batches not yet on the mesh are moved there.
+      precision: ``"float32"`` or ``"bfloat16"`` (bf16 compute, float32 master params and loss).
+      partition_rules: ``[(regex, spec), ...]`` on state paths (``params/.../kernel``) ahead of
+        the default rule: with an ``fsdp`` mesh axis, arrays of at least ``fsdp_min_size``
+        elements have their largest divisible dimension sharded over it; the rest is replicated.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
-    log = log or (lambda s: print(s, flush=True))
-    steps = make_steps(loss_fn)
+    log = _log_on_primary(log or (lambda s: print(s, flush=True)))
+    primary = jax.process_index() == 0
     state = TrainState.create(model, optimizer, seed=seed)
+    mesh = resolve_mesh(mesh, train_data)
     # Commit the state (and below, the metric sums) to their devices: the step's outputs are
     # committed, and uncommitted inputs to the first call would compile the step a second time.
     if mesh is not None:
-        placement = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        placement = replicated(mesh)
+        batch_placement = data_sharding(mesh)
+        if hasattr(train_data, "batch_size"):
+            check_batch_size(train_data.batch_size, mesh)
+        shardings = state_shardings(
+            state, mesh, rules=tuple(partition_rules), min_size=fsdp_min_size
+        )
     else:
         placement = jax.local_devices()[0]
-    state = jax.device_put(state, placement)
+        batch_placement = None
+        shardings = None
+    state = put_global(state, shardings if shardings is not None else placement)
+    steps = make_steps(
+        loss_fn,
+        precision=precision,
+        state_sharding=shardings,
+        metrics_sharding=placement if mesh is not None else None,
+    )
 
     history: dict[str, list] = {}
     start_epoch = 0
@@ -163,8 +241,9 @@ def fit(
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
         ckpt_dir = workdir / "checkpoints"
-        if ckpt_dir.exists() and overwrite and not resume:
+        if ckpt_dir.exists() and overwrite and not resume and primary:
             shutil.rmtree(ckpt_dir)
+        _sync("d2ljax_fit_overwrite")
         ckpt = Checkpointer(ckpt_dir)
         latest = ckpt.latest_epoch()
         if latest is not None and not resume:
@@ -186,7 +265,7 @@ def fit(
     for cb in callbacks:
         cb.on_train_begin(history)
 
-    use_bar = _use_bar(progress)
+    use_bar = _use_bar(progress) and primary
     stopped = False
     totals = None
     epoch = start_epoch
@@ -199,10 +278,12 @@ def fit(
             totals = None
             n = 0
             for batch in train_data:
+                if batch_placement is not None:
+                    batch = _on_mesh(batch, batch_placement)
                 if totals is None:
                     totals = _zeros_like_metrics(
-                        steps.train, state, None, batch, placement=placement
-                    )[1]
+                        steps.train, state, None, batch, placement=placement, pick=lambda o: o[1]
+                    )
                 state, totals = steps.train(state, totals, batch)
                 n += 1
                 if bar is not None:
@@ -218,6 +299,8 @@ def fit(
                     val_data.set_epoch(0)
                 vtotals = None
                 for batch in val_data:
+                    if batch_placement is not None:
+                        batch = _on_mesh(batch, batch_placement)
                     if vtotals is None:
                         vtotals = _zeros_like_metrics(
                             steps.eval, state, None, batch, placement=placement
@@ -240,11 +323,12 @@ def fit(
             stop = any(cb.on_epoch_end(epoch, history, state) for cb in callbacks)
             last = stop or epoch + 1 == epochs
             if workdir is not None:
-                _write_json(workdir / "metrics.json", history)
+                if primary:
+                    _write_json(workdir / "metrics.json", history)
                 if last or (checkpoint_every and (epoch + 1) % checkpoint_every == 0):
                     ckpt.save(
                         epoch + 1,
-                        jax.device_get(state.arrays()),
+                        _snapshot(state.arrays()),
                         {"epoch": epoch + 1, "history": history},
                     )
             if stop:
@@ -255,11 +339,27 @@ def fit(
         if ckpt is not None:
             ckpt.close()
 
-    if workdir is not None and plot and history:
+    if workdir is not None and plot and history and primary:
         from d2ljax.plot import plot_history
 
         plot_history(history, workdir / "curves.png")
     return FitResult(state=state, history=history, stopped_early=stopped)
+
+
+def _snapshot(arrays):
+    """What an (asynchronous) checkpoint save may keep while the next steps donate the state's
+    buffers: host copies in one process; across processes, device copies of the global arrays
+    (each process holds only its shards, and Orbax saves each shard from its owner)."""
+    if jax.process_count() == 1:
+        return jax.device_get(arrays)
+    return jax.tree.map(lambda x: x.copy() if isinstance(x, jax.Array) else x, arrays)
+
+
+def _sync(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def _bar(loader, epoch: int, epochs: int):
@@ -300,10 +400,14 @@ def predict(model: nnx.Module, x, *, transform: Callable | None = None, batch_si
 
 
 def evaluate(
-    state: TrainState, data: Iterable[dict], loss_fn: str | LossFn = "classification"
+    state: TrainState,
+    data: Iterable[dict],
+    loss_fn: str | LossFn = "classification",
+    *,
+    precision: str = "float32",
 ) -> dict[str, float]:
     """Average metrics of the eval-mode model over ``data``."""
-    steps = make_steps(loss_fn)
+    steps = make_steps(loss_fn, precision=precision)
     totals = None
     for batch in data:
         if totals is None:

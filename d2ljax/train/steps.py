@@ -4,6 +4,11 @@
 return pytrees only; :func:`make_steps` compiles them once with ``jax.jit``, donating the state (and
 the running metric sums) so XLA updates the buffers in place. Metrics stay on the device: the loop
 adds them up inside the compiled step and reads them once per log interval.
+
+Mixed precision (``precision="bfloat16"``, book §13 / the JAX way): the step casts the float32
+*master* parameters and the floating inputs to bfloat16 for the forward and backward pass; the
+model's outputs are cast back to float32 before the loss, the gradients arrive in float32 (the cast
+is differentiable) and the optimizer state and the update stay float32.
 """
 
 from __future__ import annotations
@@ -22,6 +27,40 @@ from d2ljax.train.state import TrainState
 
 Metrics = dict[str, jax.Array]
 
+PRECISIONS = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def compute_dtype(precision: str | None):
+    """The compute dtype of a ``precision`` setting (None or "float32": no casting)."""
+    if precision in (None, "float32", "fp32", "f32"):
+        return None
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {sorted(PRECISIONS)}")
+    return PRECISIONS[precision]
+
+
+def _cast_floats(tree, dtype):
+    def cast(x):
+        if isinstance(x, jax.Array | jnp.ndarray) and jnp.issubdtype(x.dtype, jnp.floating):
+            return x.astype(dtype)
+        return x
+
+    return jax.tree.map(cast, tree)
+
+
+class _Float32Outputs:
+    """The model as the loss function sees it under mixed precision: same attributes, but every
+    floating output of a call is float32, so the loss (softmax, log, sums) runs in float32."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __call__(self, *args, **kwargs):
+        return _cast_floats(self._model(*args, **kwargs), jnp.float32)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
 
 def _reseed(model: nnx.Module, streams: tuple[str, ...], key: jax.Array) -> None:
     if streams:
@@ -33,12 +72,18 @@ def _regularization(model: nnx.Module) -> jax.Array:
     return reg() if callable(reg) else jnp.zeros((), jnp.float32)
 
 
-def train_step(state: TrainState, batch: dict, loss_fn: LossFn) -> tuple[TrainState, Metrics]:
+def train_step(
+    state: TrainState, batch: dict, loss_fn: LossFn, precision: str | None = None
+) -> tuple[TrainState, Metrics]:
     """One optimizer step on ``batch``. Pure: returns the new state and the batch's metric sums.
 
     The model's RNG streams (dropout) are reseeded from ``fold_in(state.rng, state.step)``, so a
     step's randomness depends only on the seed and the step number: resuming reproduces it.
+    ``precision="bfloat16"``: bf16 compute, float32 master parameters, optimizer and loss.
     """
+    dtype = compute_dtype(precision)
+    if dtype is not None:
+        batch = _cast_floats(batch, dtype)
     model_state = state.model_state
     if state.rng_streams:
         model = nnx.merge(state.graphdef, state.params, model_state, copy=True)
@@ -47,10 +92,21 @@ def train_step(state: TrainState, batch: dict, loss_fn: LossFn) -> tuple[TrainSt
 
     # model_state is an argument (not a closure) so NNX may update it inside the grad trace.
     def loss_of(params, model_state):
+        if dtype is not None:
+            params = _cast_floats(params, dtype)
         model = nnx.merge(state.graphdef, params, model_state, copy=True)
-        loss, metrics = loss_fn(model, batch)
-        loss = loss + _regularization(model)
+        seen = model if dtype is None else _Float32Outputs(model)
+        loss, metrics = loss_fn(seen, batch)
+        loss = loss.astype(jnp.float32) + _regularization(model).astype(jnp.float32)
         _, _, updated_model_state = nnx.split(model, nnx.Param, ...)
+        if dtype is not None:  # batch-norm statistics keep their (float32) dtype
+            updated_model_state = jax.tree.map(
+                lambda new, old: new.astype(old.dtype)
+                if jnp.issubdtype(old.dtype, jnp.floating)
+                else new,
+                updated_model_state,
+                model_state,
+            )
         return loss, (metrics, updated_model_state)
 
     (_, (metrics, model_state)), grads = jax.value_and_grad(loss_of, has_aux=True)(
@@ -64,10 +120,16 @@ def train_step(state: TrainState, batch: dict, loss_fn: LossFn) -> tuple[TrainSt
     return new_state, metrics
 
 
-def eval_step(state: TrainState, batch: dict, loss_fn: LossFn) -> Metrics:
+def eval_step(
+    state: TrainState, batch: dict, loss_fn: LossFn, precision: str | None = None
+) -> Metrics:
     """Metric sums of the eval-mode model (dropout off, batch norm on its moving statistics)."""
-    model = nnx.merge(state.eval_graphdef, state.params, state.model_state, copy=True)
-    _, metrics = loss_fn(model, batch)
+    dtype = compute_dtype(precision)
+    params = state.params
+    if dtype is not None:
+        batch, params = _cast_floats(batch, dtype), _cast_floats(params, dtype)
+    model = nnx.merge(state.eval_graphdef, params, state.model_state, copy=True)
+    _, metrics = loss_fn(model if dtype is None else _Float32Outputs(model), batch)
     return metrics
 
 
@@ -87,22 +149,45 @@ class Steps(NamedTuple):
     eval_step: Callable
 
 
-def make_steps(loss_fn: str | LossFn = "classification") -> Steps:
-    """Compile the train and eval steps for a loss function (a registered name or a callable)."""
+def make_steps(
+    loss_fn: str | LossFn = "classification",
+    *,
+    precision: str | None = None,
+    state_sharding=None,
+    metrics_sharding=None,
+) -> Steps:
+    """Compile the train and eval steps for a loss function (a registered name or a callable).
+
+    ``state_sharding`` (a pytree of shardings shaped like the state, or one sharding) pins the new
+    state to the same layout as the old one (e.g. FSDP-sharded parameters), so the step compiles
+    once; ``metrics_sharding`` does the same for the metric sums (replicated on a mesh).
+    """
     loss_fn = get_loss(loss_fn)
+    compute_dtype(precision)  # an unknown precision fails here, before any tracing
+
+    def pin(tree, sharding):
+        if sharding is None:
+            return tree
+        if isinstance(sharding, jax.sharding.Sharding):
+            sharding = jax.tree.map(lambda _: sharding, tree)
+        return jax.lax.with_sharding_constraint(tree, sharding)
 
     def train_acc(state, totals, batch):
-        state, metrics = train_step(state, batch, loss_fn)
-        return state, _add(totals, metrics)
+        state, metrics = train_step(state, batch, loss_fn, precision)
+        return pin(state, state_sharding), pin(_add(totals, metrics), metrics_sharding)
 
     def eval_acc(state, totals, batch):
-        return _add(totals, eval_step(state, batch, loss_fn))
+        return pin(_add(totals, eval_step(state, batch, loss_fn, precision)), metrics_sharding)
+
+    def one_train(s, b):
+        s, metrics = train_step(s, b, loss_fn, precision)
+        return pin(s, state_sharding), metrics
 
     return Steps(
         train=jax.jit(train_acc, donate_argnums=(0, 1)),
         eval=jax.jit(eval_acc, donate_argnums=(1,)),
-        train_step=jax.jit(lambda s, b: train_step(s, b, loss_fn), donate_argnums=(0,)),
-        eval_step=jax.jit(lambda s, b: eval_step(s, b, loss_fn)),
+        train_step=jax.jit(one_train, donate_argnums=(0,)),
+        eval_step=jax.jit(lambda s, b: eval_step(s, b, loss_fn, precision)),
     )
 
 

@@ -150,7 +150,9 @@ def test_train_step_compiles_once(monkeypatch):
 
     made = []
     original = loop.make_steps
-    monkeypatch.setattr(loop, "make_steps", lambda loss: made.append(original(loss)) or made[-1])
+    monkeypatch.setattr(
+        loop, "make_steps", lambda loss, **kw: made.append(original(loss, **kw)) or made[-1]
+    )
     d = blobs(320, 3)
     fit(
         Net(rngs=nnx.Rngs(0)),
