@@ -25,8 +25,8 @@ in the book, not a trained BERT. On the 417 held-out val examples (evaluated sep
 ``smoke``: 4 steps of 64 examples.
 
 The run's workdir (default ``runs/bert_pretrain[-cpu]``) is what ``bert_snli`` fine-tunes
-(``data.kwargs.pretrained``). The "val" split is built, but the trainer evaluates only splits
-with a ``y`` array, so no val metrics are reported for pretraining.
+(``data.kwargs.pretrained``). The held-out "val" split is evaluated after every epoch
+(``val_mlm_loss``, ``val_nsp_loss``, ``val_nsp_accuracy``).
 """
 
 from d2ljax.configs.common import experiment

@@ -125,7 +125,8 @@ def _loaders(cfg: Config, splits: dict, train_key: str, val_key: str | None, sha
         **common,
     )
     val = None
-    if val_key is not None and val_key in splits and "y" in splits[val_key]:
+    # A split without the training keys (Kaggle's unlabelled test set) is not a validation set.
+    if val_key is not None and val_key in splits and set(splits[train_key]) <= set(splits[val_key]):
         val = Loader(
             _subset(splits[val_key], d.get("limit")),
             d.get("eval_batch_size") or d.batch_size,
@@ -204,7 +205,10 @@ def run(
     exp = build(cfg)
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
-        (Path(workdir) / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+        import jax
+
+        if jax.process_index() == 0:  # multi-host: one writer
+            (Path(workdir) / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     return train(exp, workdir, resume=resume, overwrite=overwrite, progress=progress)
 
 

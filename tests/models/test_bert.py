@@ -216,6 +216,7 @@ def test_pretrain_then_fine_tune_end_to_end(pretrained_run):
     workdir, res = pretrained_run
     h = res.history
     assert {"train_mlm_loss", "train_nsp_loss", "train_nsp_accuracy"} <= set(h)
+    assert {"val_mlm_loss", "val_nsp_loss", "val_nsp_accuracy"} <= set(h)  # held-out split
     assert np.isfinite(h["train_loss"]).all()
 
     vocab = build_wiki_vocab(split="valid", seed=0, val_fraction=0.1)
