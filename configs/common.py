@@ -90,3 +90,35 @@ def experiment(
         cfg.data.limit = smoke_limit
         return cfg
     raise ValueError(f"unknown variant {variant!r}; this experiment has: {', '.join(VARIANTS)}")
+
+
+def timemachine_lm(
+    *,
+    description: str,
+    model: str,
+    lr: float,
+    epochs: int,
+    num_hiddens: int = 32,
+    num_layers: int = 1,
+    variant: str | None = None,
+) -> Config:
+    """The book's character language-model experiment (1.0 edition §9.5.4, reused by §9.6 and
+    §10.1-10.3): ``TimeMachine(batch_size=1024, num_steps=32)`` (10000 training and 5000
+    validation subsequences), SGD, global-norm gradient clipping at 1, per-token cross-entropy
+    with perplexity reported. Only the model, its size, the learning rate and the epochs differ.
+    """
+    return experiment(
+        description=description,
+        model=model,
+        model_kwargs=dict(num_hiddens=num_hiddens, num_layers=num_layers),
+        dataset="timemachine",
+        data_kwargs=dict(num_steps=32, num_train=10000, num_val=5000),
+        batch_size=1024,
+        loss="lm",
+        optimizer="sgd",
+        lr=lr,
+        grad_clip=1.0,
+        epochs=epochs,
+        val_split="val",
+        variant=variant,
+    )

@@ -15,22 +15,15 @@ tokens/s. The two-layer GRU overfits in the second half (train 3.77 vs val 6.75)
 perplexity, 6.21 at epoch 70, is the lowest of all the chapter 9/10 models here.
 """
 
-from d2ljax.configs.common import experiment
+from d2ljax.configs.common import timemachine_lm
 
 
 def get_config(variant=None):
-    return experiment(
+    return timemachine_lm(
         description=__doc__.splitlines()[0],
         model="gru_lm",
-        model_kwargs=dict(num_hiddens=32, num_layers=2),
-        dataset="timemachine",
-        data_kwargs=dict(num_steps=32, num_train=10000, num_val=5000),
-        batch_size=1024,
-        loss="lm",
-        optimizer="sgd",
         lr=2,
-        grad_clip=1.0,
         epochs=100,
-        val_split="val",
+        num_layers=2,
         variant=variant,
     )

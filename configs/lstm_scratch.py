@@ -15,22 +15,14 @@ tokens/s. Only just below the plain RNN's 7.30 (100 epochs), in half the epochs;
 epoch 50.
 """
 
-from d2ljax.configs.common import experiment
+from d2ljax.configs.common import timemachine_lm
 
 
 def get_config(variant=None):
-    return experiment(
+    return timemachine_lm(
         description=__doc__.splitlines()[0],
         model="lstm_lm_scratch",
-        model_kwargs=dict(num_hiddens=32),
-        dataset="timemachine",
-        data_kwargs=dict(num_steps=32, num_train=10000, num_val=5000),
-        batch_size=1024,
-        loss="lm",
-        optimizer="sgd",
         lr=4,
-        grad_clip=1.0,
         epochs=50,
-        val_split="val",
         variant=variant,
     )

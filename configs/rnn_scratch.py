@@ -14,22 +14,14 @@ epoch 0.31 s (train + val), i.e. 1038k training tokens/s. ``predict(model, 'it h
 tokens/s.
 """
 
-from d2ljax.configs.common import experiment
+from d2ljax.configs.common import timemachine_lm
 
 
 def get_config(variant=None):
-    return experiment(
+    return timemachine_lm(
         description=__doc__.splitlines()[0],
         model="rnn_lm_scratch",
-        model_kwargs=dict(num_hiddens=32),
-        dataset="timemachine",
-        data_kwargs=dict(num_steps=32, num_train=10000, num_val=5000),
-        batch_size=1024,
-        loss="lm",
-        optimizer="sgd",
         lr=1,
-        grad_clip=1.0,
         epochs=100,
-        val_split="val",
         variant=variant,
     )
