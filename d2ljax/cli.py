@@ -148,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         _enable_compilation_cache()
-        from d2ljax.experiment import run
+        from d2ljax.experiment import run, validate
 
+        validate(cfg)  # a bad name fails before anything is printed or written
         workdir = args.workdir or str(
             Path("runs") / args.experiment.replace(":", "-").replace("/", "_").removesuffix(".py")
         )
