@@ -122,3 +122,34 @@ def timemachine_lm(
         val_split="val",
         variant=variant,
     )
+
+
+def fra_eng_translation(
+    *,
+    description: str,
+    model: str,
+    model_kwargs: dict,
+    lr: float,
+    variant: str | None = None,
+) -> Config:
+    """The book's English-French translation experiment (1.0 edition §10.7, reused by §11.4 and
+    §11.7): ``MTFraEng(batch_size=128)`` (the first 512 pairs for training, the next 128 for
+    validation, 9 tokens per sequence), Adam, ``Trainer(max_epochs=30, gradient_clip_val=1)``,
+    cross-entropy that ignores padding. Only the model and the learning rate differ.
+    """
+    return experiment(
+        description=description,
+        model=model,
+        model_kwargs=model_kwargs,
+        dataset="fra_eng",
+        data_kwargs=dict(num_steps=9, num_train=512, num_val=128),
+        batch_size=128,
+        loss="seq2seq",
+        optimizer="adam",
+        lr=lr,
+        grad_clip=1.0,
+        epochs=30,
+        val_split="val",
+        smoke_limit=256,
+        variant=variant,
+    )

@@ -22,23 +22,14 @@ four translations; on the 128 validation pairs beam 4 changes 14 translations an
 mean normalised log-probability from -0.394 to -0.382, with mean BLEU 0.273 (greedy) vs 0.270.
 """
 
-from d2ljax.configs.common import experiment
+from d2ljax.configs.common import fra_eng_translation
 
 
 def get_config(variant=None):
-    return experiment(
+    return fra_eng_translation(
         description=__doc__.splitlines()[0],
         model="seq2seq",
         model_kwargs=dict(embed_size=256, num_hiddens=256, num_layers=2, dropout=0.2),
-        dataset="fra_eng",
-        data_kwargs=dict(num_steps=9, num_train=512, num_val=128),
-        batch_size=128,
-        loss="seq2seq",
-        optimizer="adam",
         lr=0.005,
-        grad_clip=1.0,
-        epochs=30,
-        val_split="val",
-        smoke_limit=256,
         variant=variant,
     )

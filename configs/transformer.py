@@ -17,25 +17,16 @@ va ! (BLEU 1.000), i lost . => j'ai perdu . (1.000), he's calm . => <unk> . (0.0
 => je suis chez moi . (1.000): 3 of 4 exact (beam size 2 gives the same).
 """
 
-from d2ljax.configs.common import experiment
+from d2ljax.configs.common import fra_eng_translation
 
 
 def get_config(variant=None):
-    return experiment(
+    return fra_eng_translation(
         description=__doc__.splitlines()[0],
         model="transformer",
         model_kwargs=dict(
             num_hiddens=256, ffn_num_hiddens=64, num_heads=4, num_blks=2, dropout=0.2
         ),
-        dataset="fra_eng",
-        data_kwargs=dict(num_steps=9, num_train=512, num_val=128),
-        batch_size=128,
-        loss="seq2seq",
-        optimizer="adam",
         lr=0.0015,
-        grad_clip=1.0,
-        epochs=30,
-        val_split="val",
-        smoke_limit=256,
         variant=variant,
     )
