@@ -345,12 +345,7 @@ def load_pretrained_bert(
 
 def _restore_params(ckpt, epoch: int) -> dict:
     """The ``params`` subtree of a :func:`d2ljax.train.fit` checkpoint, keyed by path tuple."""
-    import orbax.checkpoint as ocp
-
-    manager = ckpt._manager
-    args = ocp.args.Composite(state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())
-    restored = manager.restore(int(epoch), args=args)
-    tree = restored.state["params"]
+    tree = ckpt.restore_raw(epoch)[0]["params"]
     out = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         key = tuple(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)

@@ -66,14 +66,23 @@ class Checkpointer:
 
     def restore(self, template: Any, epoch: int | None = None) -> tuple[Any, dict]:
         """Restore into the structure (and shardings) of ``template``; latest epoch by default."""
+        restored = self._restore(_abstract(template), epoch)
+        return _rewrap_keys(template, restored.state), dict(restored.meta or {})
+
+    def restore_raw(self, epoch: int | None = None) -> tuple[Any, dict]:
+        """The saved arrays as written (nested dicts of host arrays), without a template: for
+        reading part of a run (e.g. only its ``params``) whose full state is not known here."""
+        restored = self._restore(None, epoch)
+        return restored.state, dict(restored.meta or {})
+
+    def _restore(self, abstract_state: Any, epoch: int | None):
         epoch = self.latest_epoch() if epoch is None else epoch
         if epoch is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
         args = ocp.args.Composite(
-            state=ocp.args.StandardRestore(_abstract(template)), meta=ocp.args.JsonRestore()
+            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
         )
-        restored = self._manager.restore(int(epoch), args=args)
-        return _rewrap_keys(template, restored.state), dict(restored.meta or {})
+        return self._manager.restore(int(epoch), args=args)
 
     def wait(self) -> None:
         self._manager.wait_until_finished()
