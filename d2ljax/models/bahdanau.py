@@ -20,7 +20,7 @@ from flax import nnx
 
 from d2ljax.models.attention import AdditiveAttention
 from d2ljax.models.registry import register
-from d2ljax.models.seq2seq import Decoder, EncoderDecoder, Seq2SeqEncoder, StackedGRU
+from d2ljax.models.seq2seq import Decoder, Seq2Seq, StackedGRU
 
 __all__ = ["Seq2SeqAttention", "Seq2SeqAttentionDecoder"]
 
@@ -126,36 +126,17 @@ def _dropout_active(module: nnx.Module) -> bool:
 
 
 @register("bahdanau_seq2seq", description="§11.4 RNN encoder-decoder with Bahdanau attention")
-class Seq2SeqAttention(EncoderDecoder):
+class Seq2SeqAttention(Seq2Seq):
     """RNN encoder–decoder with Bahdanau attention (§11.4): the §10.7
     :class:`~d2ljax.models.seq2seq.Seq2SeqEncoder` and a :class:`Seq2SeqAttentionDecoder`, defaults
     as the book trains it on English–French (embed 256, hidden 256, 2 GRU layers, dropout 0.2).
-
-    Args:
-      src_vocab_size, tgt_vocab_size: vocabulary sizes (filled from the dataset's ``_info``).
-      embed_size, num_hiddens, num_layers, dropout: shared by the encoder and the decoder.
-      rngs: ``nnx.Rngs(params=..., dropout=...)``.
+    The constructor is :class:`~d2ljax.models.seq2seq.Seq2Seq`'s (same arguments); only the
+    decoder differs.
 
     :meth:`attention_weights` returns the decoder's attention over the source at every step.
     """
 
-    def __init__(
-        self,
-        src_vocab_size: int,
-        tgt_vocab_size: int,
-        embed_size: int = 256,
-        num_hiddens: int = 256,
-        num_layers: int = 2,
-        dropout: float = 0.2,
-        *,
-        rngs: nnx.Rngs,
-    ):
-        self.encoder = Seq2SeqEncoder(
-            src_vocab_size, embed_size, num_hiddens, num_layers, dropout, rngs=rngs
-        )
-        self.decoder = Seq2SeqAttentionDecoder(
-            tgt_vocab_size, embed_size, num_hiddens, num_layers, dropout, rngs=rngs
-        )
+    decoder_class = Seq2SeqAttentionDecoder
 
     def attention_weights(self, enc_x_BS, dec_x_BT, enc_valid_len_B=None) -> jax.Array:
         """Attention weights ``(B, T, S)`` of a teacher-forced pass over ``dec_x_BT``."""

@@ -348,7 +348,12 @@ class Seq2Seq(EncoderDecoder):
       src_vocab_size, tgt_vocab_size: vocabulary sizes (filled from the dataset's ``_info``).
       embed_size, num_hiddens, num_layers, dropout: shared by the encoder and the decoder.
       rngs: ``nnx.Rngs(params=..., dropout=...)``.
+
+    Subclasses with another RNN decoder of the same constructor (``(vocab_size, embed_size,
+    num_hiddens, num_layers, dropout, *, rngs)``) only set :attr:`decoder_class`.
     """
+
+    decoder_class: type[Decoder] = Seq2SeqDecoder
 
     def __init__(
         self,
@@ -364,6 +369,6 @@ class Seq2Seq(EncoderDecoder):
         self.encoder = Seq2SeqEncoder(
             src_vocab_size, embed_size, num_hiddens, num_layers, dropout, rngs=rngs
         )
-        self.decoder = Seq2SeqDecoder(
+        self.decoder = self.decoder_class(
             tgt_vocab_size, embed_size, num_hiddens, num_layers, dropout, rngs=rngs
         )
