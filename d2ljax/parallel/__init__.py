@@ -12,11 +12,13 @@ from d2ljax.parallel.mesh import (
     data_axes,
     data_parallel_size,
     data_sharding,
+    in_flight_limit,
     make_mesh,
     param_spec,
     put_global,
     replicated,
     state_shardings,
+    throttle,
 )
 
 __all__ = [
@@ -25,9 +27,11 @@ __all__ = [
     "data_axes",
     "data_parallel_size",
     "data_sharding",
+    "in_flight_limit",
     "make_mesh",
     "param_spec",
     "put_global",
     "replicated",
     "state_shardings",
+    "throttle",
 ]

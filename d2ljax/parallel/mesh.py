@@ -36,6 +36,33 @@ def make_mesh(shape: dict[str, int] | None = None, *, devices=None) -> Mesh:
     )
 
 
+#: The most compiled steps :func:`in_flight_limit` lets a loop queue on a multi-device CPU mesh.
+CPU_MAX_IN_FLIGHT = 8
+
+
+def in_flight_limit(devices) -> int:
+    """How many steps a training loop may queue before waiting for them (0: no limit).
+
+    XLA:CPU can deadlock when a long queue of asynchronously dispatched multi-device steps (the
+    simulated devices of ``--xla_force_host_platform_device_count``, or several CPU devices per
+    process) waits in its all-reduces: measured on a 2-core machine with 2 CPU devices, a
+    data-parallel loop ran 3,000 steps with at most 16 steps in flight and aborted ("Termination
+    timeout for all reduce") with 64 in flight or with no limit. Loops over such a mesh therefore
+    wait every :data:`CPU_MAX_IN_FLIGHT` steps (:func:`throttle`); one device, GPUs and TPUs are
+    not limited.
+    """
+    devices = list(devices)
+    if len(devices) > 1 and all(d.platform == "cpu" for d in devices):
+        return CPU_MAX_IN_FLIGHT
+    return 0
+
+
+def throttle(steps_done: int, limit: int, outputs) -> None:
+    """Wait for ``outputs`` every ``limit`` steps (see :func:`in_flight_limit`); no-op for 0."""
+    if limit and steps_done % limit == 0:
+        jax.block_until_ready(outputs)
+
+
 def batch_sharding(mesh: Mesh, axis: str | tuple[str, ...] = "data") -> NamedSharding:
     """Shard the leading (batch) axis over ``axis``; the rest is replicated."""
     return NamedSharding(mesh, PartitionSpec(axis))

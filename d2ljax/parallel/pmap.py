@@ -25,6 +25,8 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from d2ljax.parallel.mesh import in_flight_limit, throttle
+
 AXIS = "devices"
 
 # -- the section's model: LeNet from scratch, a pure function of its parameters --------------------
@@ -172,9 +174,11 @@ def train_batches(
         n = jax.local_device_count() if mesh is None else mesh.size
         step = pmap_train_step(loss_fn, lr)
         p = replicate(params, n)
+        limit = in_flight_limit(jax.local_devices()[:n])
         for x, y in batches:
             p, loss = step(p, *split_batch(x, y, n))
             losses.append(loss[0])
+            throttle(len(losses), limit, loss)
         params = unreplicate(p)
     elif step_kind in ("mesh", "single"):
         if step_kind == "mesh":
@@ -183,9 +187,11 @@ def train_batches(
             step = mesh_train_step(mesh, loss_fn, lr)
         else:
             step = single_train_step(loss_fn, lr)
+        limit = in_flight_limit(mesh.devices.flat) if step_kind == "mesh" else 0
         for x, y in batches:
             params, loss = step(params, x, y)
             losses.append(loss)
+            throttle(len(losses), limit, loss)
     else:
         raise ValueError(f"step_kind must be 'pmap', 'mesh' or 'single', got {step_kind!r}")
     return params, [float(v) for v in np.asarray(jax.device_get(losses))]

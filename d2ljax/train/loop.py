@@ -36,10 +36,12 @@ from flax import nnx
 from d2ljax.parallel.mesh import (
     check_batch_size,
     data_sharding,
+    in_flight_limit,
     make_mesh,
     put_global,
     replicated,
     state_shardings,
+    throttle,
 )
 from d2ljax.train.checkpoint import Checkpointer
 from d2ljax.train.losses import LossFn
@@ -226,6 +228,7 @@ def fit(
         placement = jax.local_devices()[0]
         batch_placement = None
         shardings = None
+    limit = in_flight_limit(mesh.devices.flat) if mesh is not None else 0
     state = put_global(state, shardings if shardings is not None else placement)
     steps = make_steps(
         loss_fn,
@@ -286,6 +289,7 @@ def fit(
                     )
                 state, totals = steps.train(state, totals, batch)
                 n += 1
+                throttle(n, limit, totals)
                 if bar is not None:
                     bar.update(1)
                     if n % bar.log_every == 0:
@@ -298,7 +302,7 @@ def fit(
                 if hasattr(val_data, "set_epoch"):
                     val_data.set_epoch(0)
                 vtotals = None
-                for batch in val_data:
+                for i, batch in enumerate(val_data, 1):
                     if batch_placement is not None:
                         batch = _on_mesh(batch, batch_placement)
                     if vtotals is None:
@@ -306,6 +310,7 @@ def fit(
                             steps.eval, state, None, batch, placement=placement
                         )
                     vtotals = steps.eval(state, vtotals, batch)
+                    throttle(i, limit, vtotals)
                 logs.update({f"val_{k}": v for k, v in summarize(vtotals).items()})
             logs["epoch_time"] = time.perf_counter() - t0
             if bar is not None:
@@ -408,11 +413,13 @@ def evaluate(
 ) -> dict[str, float]:
     """Average metrics of the eval-mode model over ``data``."""
     steps = make_steps(loss_fn, precision=precision)
+    limit = in_flight_limit(state.step.sharding.device_set)
     totals = None
-    for batch in data:
+    for i, batch in enumerate(data, 1):
         if totals is None:
             totals = _zeros_like_metrics(
                 steps.eval, state, None, batch, placement=state.step.sharding
             )
         totals = steps.eval(state, totals, batch)
+        throttle(i, limit, totals)
     return summarize(totals)
