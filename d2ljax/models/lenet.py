@@ -9,7 +9,8 @@
 - :class:`LeNetScratch` -- the same network on the scratch :func:`~d2ljax.nn.conv.conv2d` and
   :func:`~d2ljax.nn.conv.avg_pool2d`, with the same parameter tree, so weights copy across with
   ``nnx.update(scratch, nnx.state(lenet, nnx.Param))``.
-- :func:`layer_shapes` -- each layer's output shape, as the book prints them.
+- :func:`~d2ljax.models.summary.layer_shapes` (re-exported here) -- each layer's output shape,
+  as the book prints them, through :meth:`LeNet.named_layers`.
 
 The convolutions hold ``nnx.Conv``'s parameters (``kernel [5, 5, in, out]``, ``bias [out]``)
 whatever computes them. ``conv_impl`` picks the computation; all give the same numbers:
@@ -29,13 +30,14 @@ mean over each 2x2 block; as fast), ``"scratch"`` (:func:`~d2ljax.nn.conv.avg_po
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from d2ljax.models.registry import register
+from d2ljax.models.summary import layer_shapes
 from d2ljax.nn.conv import avg_pool2d, conv2d, conv2d_toeplitz
 
 __all__ = ["LeNet", "LeNetScratch", "layer_shapes"]
@@ -217,31 +219,3 @@ class LeNetScratch(LeNet):
 
     def __init__(self, num_classes: int = 10, *, rngs: nnx.Rngs):
         super().__init__(num_classes, conv_impl="scratch", pool_impl="scratch", rngs=rngs)
-
-
-def layer_shapes(
-    model: nnx.Module,
-    input_shape: Sequence[int] = (1, *INPUT_SHAPE),
-    dtype: jnp.dtype = jnp.float32,
-) -> list[tuple[str, tuple[int, ...]]]:
-    """Each layer's output shape for an input of ``input_shape`` (the book's ``layer_summary``).
-
-    Runs ``model.named_layers()`` under ``jax.eval_shape``: no computation, only shapes. A model
-    without ``named_layers`` gives one ``("output", shape)`` entry.
-    """
-    spec = jax.ShapeDtypeStruct(tuple(input_shape), dtype)
-    check = getattr(model, "check_input", None)
-    if callable(check):
-        check(spec)
-    named = getattr(model, "named_layers", None)
-    layers = named() if callable(named) else [("output", model)]
-    shapes: list[tuple[str, tuple[int, ...]]] = []
-
-    def run(x):
-        for name, layer in layers:
-            x = layer(x)
-            shapes.append((name, tuple(x.shape)))
-        return x
-
-    jax.eval_shape(run, spec)
-    return shapes
