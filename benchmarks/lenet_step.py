@@ -30,6 +30,7 @@ def variants() -> dict:
     from d2ljax.models.lenet import LeNet
 
     return {
+        "blocked": lambda: LeNet(conv_impl="blocked", rngs=nnx.Rngs(0)),
         "toeplitz": lambda: LeNet(conv_impl="toeplitz", rngs=nnx.Rngs(0)),
         "xla": lambda: LeNet(conv_impl="xla", rngs=nnx.Rngs(0)),
         "reshape": lambda: LeNet(conv_impl="toeplitz", pool_impl="reshape", rngs=nnx.Rngs(0)),
@@ -101,7 +102,7 @@ def report(out: dict[str, list[float]]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--variants", default="toeplitz")
+    p.add_argument("--variants", default="blocked,toeplitz")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--steps", type=int, default=40)
     p.add_argument(
