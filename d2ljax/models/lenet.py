@@ -18,7 +18,7 @@ whatever computes them. ``conv_impl`` picks the computation; all give the same n
 - ``"auto"`` (default) -- ``"blocked"`` when JAX's default backend is the CPU, else ``"xla"``.
 - ``"blocked"`` -- the whole network in the batch-minor blocked layout of
   :mod:`d2ljax.nn.blocked` (blocks of 4 pixels for conv1, 2 for conv2; pooling inside blocks):
-  the fastest on CPU, a training step about 25 % faster than ``"toeplitz"``. Only ``__call__``
+  the fastest on CPU, a training step about 30 % faster than ``"toeplitz"``. Only ``__call__``
   uses it; :meth:`LeNet.named_layers` (layer by layer, NHWC) computes with ``"toeplitz"``.
 - ``"toeplitz"`` -- :func:`~d2ljax.nn.conv.conv2d_toeplitz`, dense products with the
   kernel laid out as a banded matrix, layer by layer in NHWC: XLA's convolution is slow on CPU
@@ -144,7 +144,7 @@ class LeNet(nnx.Module):
     ======================================== ========== ==================
     conv / pool                               ms/step    epoch (469 steps)
     ======================================== ========== ==================
-    ``blocked`` (:mod:`d2ljax.nn.blocked`)    4.4-4.8    2.1-2.3 s
+    ``blocked`` (:mod:`d2ljax.nn.blocked`)    4.2-4.6    2.0-2.2 s
     ``toeplitz`` / ``nnx`` or ``reshape``     5.5-6.0    2.6-2.8 s
     ``xla`` (``nnx.Conv``) / either           13.4-13.8  6.3-6.5 s
     ``scratch`` (patches + einsum) / ``nnx``  10.5-12.5  4.9-5.9 s
