@@ -162,8 +162,6 @@ class LeNet(nnx.Module):
         pool_impl: str = "nnx",
         rngs: nnx.Rngs,
     ):
-        if conv_impl not in CONV_IMPLS:
-            raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}")
         if pool_impl not in POOL_IMPLS:
             raise ValueError(f"pool_impl must be one of {POOL_IMPLS}, got {pool_impl!r}")
         self.conv_impl = resolve_conv_impl(conv_impl)

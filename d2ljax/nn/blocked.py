@@ -20,9 +20,9 @@ elementwise operation and every slice then moves whole vectors of ``B`` examples
 
 For LeNet (blocks of 4 for conv1, 2 for conv2) a training step takes 4.2-4.6 ms against 6.0-6.3
 ms for the banded ``[B, H, W, C]`` version (``python benchmarks/lenet_step.py``, 2-core CPU), with
-the same numbers. Tried and
-slower: blocks of 2 for conv1 (fewer zeros, but a re-blocking copy and 9 smaller slabs), and
-gathering the strips with an index array instead of slicing (the gradient becomes a scatter-add).
+the same numbers. Tried and no faster: blocks of 2 for conv1 (fewer zeros, but a re-blocking copy
+and 9 smaller slabs), and gathering the strips with an index array instead of slicing (the
+gradient becomes a scatter-add).
 """
 
 from __future__ import annotations
@@ -42,9 +42,7 @@ def to_blocks(x_BHWC: jax.Array, block: int, padding: int = 0) -> jax.Array:
     B, H, W, C = x_BHWC.shape
     H, W = H + 2 * padding, W + 2 * padding
     if H % block or W % block:
-        raise ValueError(
-            f"the padded image ({H}x{W}) must divide into {block}x{block} blocks"
-        )
+        raise ValueError(f"the padded image ({H}x{W}) must divide into {block}x{block} blocks")
     # Batch last first, then pad: XLA:CPU keeps the pad a separate kernel, so the transposed
     # image is written once instead of being re-read across the batch by every slice of it.
     pads = ((padding, padding), (padding, padding), (0, 0), (0, 0))
