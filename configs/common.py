@@ -45,7 +45,8 @@ def experiment(
     device, e.g. ``{"data": 2, "fsdp": 4}`` also shards parameters over 4 devices, FSDP);
     ``partition_rules`` ``[(regex, spec)]`` on parameter paths go before the FSDP rule, which
     shards arrays of at least ``fsdp_min_size`` elements; ``precision`` is ``"float32"`` or
-    ``"bfloat16"`` (bf16 compute, float32 master parameters).
+    ``"bfloat16"`` (bf16 compute, float32 master parameters). ``steps_per_call`` (None: ``fit``'s
+    default) is how many train steps one compiled call runs when the data is on the device.
     """
     cfg = Config(
         description=description,
@@ -78,6 +79,7 @@ def experiment(
         mesh=dict(mesh) if mesh else None,
         precision=precision,
         partition=dict(rules=list(partition_rules or []), fsdp_min_size=fsdp_min_size),
+        steps_per_call=None,
     )
     if variant in (None, "", "default"):
         return cfg

@@ -55,6 +55,9 @@ def validate(cfg: Config) -> None:
             check()
         except (UnknownModelError, ValueError) as e:
             raise ConfigError(str(e)) from None
+    spc = cfg.get("steps_per_call")
+    if spc is not None and (not isinstance(spc, int) or isinstance(spc, bool) or spc < 1):
+        raise ConfigError(f"config key `steps_per_call` must be an integer >= 1, got {spc!r}")
     if cfg.data.name not in list_dataset_names():
         try:
             load_dataset(cfg.data.name)
@@ -218,6 +221,8 @@ def train(exp: Experiment, workdir=None, *, quiet: bool = False, **fit_kwargs) -
     cfg = exp.config
     if quiet:
         fit_kwargs.update(log=lambda line: None, plot=False)
+    if cfg.get("steps_per_call"):
+        fit_kwargs.setdefault("steps_per_call", int(cfg.steps_per_call))
     return fit(
         exp.model,
         exp.train,

@@ -41,3 +41,22 @@ def test_config_arguments_win_over_info():
 def test_unknown_model_argument_is_a_config_error():
     with pytest.raises(ConfigError, match="no argument"):
         build(_cfg(bogus=1), _splits({}))
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.5, "8"])
+def test_steps_per_call_must_be_a_positive_integer(bad):
+    cfg = _cfg()
+    cfg.steps_per_call = bad
+    with pytest.raises(ConfigError, match="steps_per_call"):
+        build(cfg, _splits({}))
+
+
+def test_steps_per_call_reaches_fit(monkeypatch):
+    import d2ljax.experiment as experiment
+
+    seen = {}
+    monkeypatch.setattr(experiment, "fit", lambda *a, **kw: seen.update(kw))
+    cfg = _cfg()
+    cfg.steps_per_call = 7
+    experiment.train(build(cfg, _splits({})), quiet=True)
+    assert seen["steps_per_call"] == 7

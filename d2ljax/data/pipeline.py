@@ -155,6 +155,26 @@ class ArrayLoader:
     def _gather_impl(self, data, idx):
         return self._finish_impl(jax.tree.map(lambda a: jnp.take(a, idx, axis=0), data))
 
+    def take(self, data: Mapping[str, jax.Array], idx: jax.Array) -> Batch:
+        """Rows ``idx`` of ``data`` (:meth:`device_arrays`) after ``transform``: traceable, so a
+        compiled loop over many steps can gather its own batches (see ``fit``'s
+        ``steps_per_call``)."""
+        return self._gather_impl(data, idx)
+
+    def device_arrays(self) -> dict[str, jax.Array]:
+        """The whole dataset on the device(s), replicated over the batch sharding's devices
+        (copied there once)."""
+        if self._device is None:
+            self._device = jax.device_put(self._host, _replicated_like(self.sharding))
+        return self._device
+
+    def next_indices(self) -> list[np.ndarray]:
+        """The example indices of each batch of the next epoch; advances the epoch as ``iter``
+        does."""
+        epoch = self.epoch
+        self.epoch += 1
+        return self._index_batches(self._order(epoch))
+
     def set_epoch(self, epoch: int) -> None:
         """Make the next ``iter()`` produce the batches of ``epoch``."""
         self.epoch = int(epoch)
@@ -170,19 +190,15 @@ class ArrayLoader:
         ]
 
     def __iter__(self) -> Iterator[Batch]:
-        epoch = self.epoch
-        self.epoch += 1
-        indices = self._index_batches(self._order(epoch))
+        indices = self.next_indices()
         if self.on_device:
             return self._device_batches(indices)
         return self._host_batches(indices)
 
     def _device_batches(self, indices):
-        if self._device is None:
-            replicated = _replicated_like(self.sharding)
-            self._device = jax.device_put(self._host, replicated)
+        data = self.device_arrays()
         for idx in indices:
-            yield self._gather(self._device, idx)
+            yield self._gather(data, idx)
 
     def _host_batch(self, idx):
         batch = {k: v[idx] for k, v in self._host.items()}

@@ -46,7 +46,11 @@ from d2ljax.parallel.mesh import (
 from d2ljax.train.checkpoint import Checkpointer
 from d2ljax.train.losses import LossFn
 from d2ljax.train.state import TrainState
-from d2ljax.train.steps import make_steps, summarize
+from d2ljax.train.steps import make_steps, scan_steps, summarize
+
+#: Default ``steps_per_call`` of :func:`fit`: compiled steps per host dispatch when the training
+#: data is on the device. LeNet on a 2-core CPU: 4.6 ms/step one step per call, 4.0 ms at 8-32.
+STEPS_PER_CALL = 16
 
 
 class Callback:
@@ -157,6 +161,38 @@ def _on_mesh(batch, sharding):
     return jax.device_put(batch, sharding)
 
 
+def _scan_source(loader, steps_per_call: int, mesh, placement):
+    """``loader`` when ``fit`` can run its epochs as compiled scans over device-resident data
+    (an on-device :class:`~d2ljax.data.ArrayLoader` on the devices ``fit`` trains on, in one
+    process), else None: then every batch is its own call."""
+    if steps_per_call <= 1 or jax.process_count() > 1 or not getattr(loader, "on_device", False):
+        return None
+    if not all(hasattr(loader, a) for a in ("take", "device_arrays", "next_indices")):
+        return None
+    sharding = getattr(loader, "sharding", None)
+    if mesh is None:
+        same = isinstance(sharding, jax.sharding.SingleDeviceSharding) and (
+            sharding.device_set == {placement}
+        )
+    else:
+        same = isinstance(sharding, jax.sharding.NamedSharding) and sharding.mesh == mesh
+    return loader if same else None
+
+
+def _chunks(loader, length: int | None):
+    """An epoch's batch indices as ``[steps, batch]`` arrays: runs of ``length`` full batches
+    (None: all of them in one), the leftover full batches, then the last, smaller batch."""
+    indices = loader.next_indices()
+    full = [i for i in indices if len(i) == loader.batch_size]
+    rest = indices[len(full) :]
+    length = length or max(len(full), 1)
+    cut = len(full) - len(full) % length
+    out = [np.stack(full[i : i + length]) for i in range(0, cut, length)]
+    if cut < len(full):
+        out.append(np.stack(full[cut:]))
+    return out + [idx[None] for idx in rest]
+
+
 def _log_on_primary(log):
     if jax.process_index() == 0:
         return log
@@ -184,6 +220,7 @@ def fit(
     fsdp_min_size: int = 2**14,
     plot: bool = True,
     log: Callable[[str], None] | None = None,
+    steps_per_call: int = STEPS_PER_CALL,
 ) -> FitResult:
     """Train ``model`` for ``epochs`` epochs and return the trained state and the history.
 
@@ -207,6 +244,10 @@ def fit(
       partition_rules: ``[(regex, spec), ...]`` on state paths (``params/.../kernel``) ahead of
         the default rule: with an ``fsdp`` mesh axis, arrays of at least ``fsdp_min_size``
         elements have their largest divisible dimension sharded over it; the rest is replicated.
+      steps_per_call: when the data is an on-device :class:`~d2ljax.data.ArrayLoader` (on the
+        devices of the mesh, one process), run this many train steps per call, as one compiled
+        ``lax.scan`` that gathers its own batches (the whole validation pass is one call);
+        the results equal one step per call. 1 (or any other loader): one call per batch.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -236,6 +277,13 @@ def fit(
         state_sharding=shardings,
         metrics_sharding=placement if mesh is not None else None,
     )
+    train_src = _scan_source(train_data, steps_per_call, mesh, placement)
+    val_src = _scan_source(val_data, steps_per_call, mesh, placement)
+    many = {
+        src: scan_steps(steps, src.take, batch_placement)
+        for src in (train_src, val_src)
+        if src is not None
+    }
 
     history: dict[str, list] = {}
     start_epoch = 0
@@ -280,19 +328,30 @@ def fit(
             bar = _bar(train_data, epoch, epochs) if use_bar else None
             totals = None
             n = 0
-            for batch in train_data:
-                if batch_placement is not None:
+            if train_src is not None:
+                data, (train_many, _) = train_src.device_arrays(), many[train_src]
+                batches = _chunks(train_src, steps_per_call)
+            else:
+                batches = train_data
+            for calls, batch in enumerate(batches, 1):
+                if train_src is None and batch_placement is not None:
                     batch = _on_mesh(batch, batch_placement)
                 if totals is None:
+                    spec = batch if train_src is None else train_src.element_spec
                     totals = _zeros_like_metrics(
-                        steps.train, state, None, batch, placement=placement, pick=lambda o: o[1]
+                        steps.train, state, None, spec, placement=placement, pick=lambda o: o[1]
                     )
-                state, totals = steps.train(state, totals, batch)
-                n += 1
-                throttle(n, limit, totals)
+                if train_src is None:
+                    state, totals = steps.train(state, totals, batch)
+                    done = 1
+                else:
+                    state, totals = train_many(state, totals, data, batch)
+                    done = len(batch)
+                n += done
+                throttle(calls, limit, totals)
                 if bar is not None:
-                    bar.update(1)
-                    if n % bar.log_every == 0:
+                    bar.update(done)
+                    if n // bar.log_every > (n - done) // bar.log_every:
                         bar.set_postfix_str(_format(summarize(totals)), refresh=False)
             if n == 0:
                 raise ValueError("the training data produced no batch")
@@ -301,16 +360,9 @@ def fit(
             if val_data is not None:
                 if hasattr(val_data, "set_epoch"):
                     val_data.set_epoch(0)
-                vtotals = None
-                for i, batch in enumerate(val_data, 1):
-                    if batch_placement is not None:
-                        batch = _on_mesh(batch, batch_placement)
-                    if vtotals is None:
-                        vtotals = _zeros_like_metrics(
-                            steps.eval, state, None, batch, placement=placement
-                        )
-                    vtotals = steps.eval(state, vtotals, batch)
-                    throttle(i, limit, vtotals)
+                vtotals = _eval_pass(
+                    state, val_data, val_src, steps, many, placement, batch_placement, limit
+                )
                 logs.update({f"val_{k}": v for k, v in summarize(vtotals).items()})
             logs["epoch_time"] = time.perf_counter() - t0
             if bar is not None:
@@ -349,6 +401,31 @@ def fit(
 
         plot_history(history, workdir / "curves.png")
     return FitResult(state=state, history=history, stopped_early=stopped)
+
+
+def _eval_pass(state, data, src, steps, many, placement, batch_placement, limit):
+    """Metric sums of one pass over ``data``: one compiled scan when ``src`` (its on-device
+    loader) is given, else one call per batch."""
+    if src is not None:
+        arrays, eval_many = src.device_arrays(), many[src][1]
+        totals = None
+        for calls, idx in enumerate(_chunks(src, None), 1):
+            if totals is None:
+                totals = _zeros_like_metrics(
+                    steps.eval, state, None, src.element_spec, placement=placement
+                )
+            totals = eval_many(state, totals, arrays, idx)
+            throttle(calls, limit, totals)
+        return totals
+    totals = None
+    for i, batch in enumerate(data, 1):
+        if batch_placement is not None:
+            batch = _on_mesh(batch, batch_placement)
+        if totals is None:
+            totals = _zeros_like_metrics(steps.eval, state, None, batch, placement=placement)
+        totals = steps.eval(state, totals, batch)
+        throttle(i, limit, totals)
+    return totals
 
 
 def _snapshot(arrays):

@@ -191,6 +191,44 @@ def make_steps(
     )
 
 
+def scan_steps(
+    steps: Steps, take: Callable[[dict, jax.Array], dict], batch_sharding=None
+) -> tuple[Callable, Callable]:
+    """Many steps per call, over a dataset that is already on the device(s).
+
+    Returns ``train_many(state, totals, data, idx) -> (state, totals)`` and ``eval_many(state,
+    totals, data, idx) -> totals``: one ``lax.scan`` over the rows of ``idx`` (``[steps,
+    batch]`` example indices), each step gathering its batch with ``take(data, idx_row)``
+    (e.g. :meth:`d2ljax.data.ArrayLoader.take`) and running ``steps.train`` / ``steps.eval``.
+    The results equal the one-step-per-call loop's; the host dispatches once per chunk instead
+    of twice per step (gather, then step), which on a CPU leaves both cores to the computation.
+    ``batch_sharding`` pins each gathered batch to the mesh's batch layout.
+    """
+
+    def batch(data, idx):
+        b = take(data, idx)
+        if batch_sharding is not None:
+            b = jax.lax.with_sharding_constraint(b, jax.tree.map(lambda _: batch_sharding, b))
+        return b
+
+    def train_many(state, totals, data, idx):
+        def body(carry, row):
+            return steps.train(*carry, batch(data, row)), None
+
+        return jax.lax.scan(body, (state, totals), idx)[0]
+
+    def eval_many(state, totals, data, idx):
+        def body(totals, row):
+            return steps.eval(state, totals, batch(data, row)), None
+
+        return jax.lax.scan(body, totals, idx)[0]
+
+    return (
+        jax.jit(train_many, donate_argnums=(0, 1)),
+        jax.jit(eval_many, donate_argnums=(1,)),
+    )
+
+
 def summarize(totals: Metrics | None) -> dict[str, float]:
     """Host-side epoch averages from metric sums (one device-to-host transfer)."""
     if totals is None:

@@ -143,15 +143,20 @@ def test_predict_applies_transform_in_eval_mode():
     np.testing.assert_allclose(out, np.asarray(expected), rtol=1e-5, atol=1e-6)
 
 
-def test_train_step_compiles_once(monkeypatch):
+@pytest.mark.parametrize("steps_per_call", [1, 16])
+def test_train_step_compiles_once(monkeypatch, steps_per_call):
     """The state and the metric sums are committed to the device before the first step, so the
-    step's outputs feed back without a second compilation."""
+    step's outputs feed back without a second compilation (one call per batch, or the scanned
+    calls over the on-device data)."""
     import d2ljax.train.loop as loop
 
-    made = []
-    original = loop.make_steps
+    made, scanned = [], []
+    original, original_scan = loop.make_steps, loop.scan_steps
     monkeypatch.setattr(
         loop, "make_steps", lambda loss, **kw: made.append(original(loss, **kw)) or made[-1]
+    )
+    monkeypatch.setattr(
+        loop, "scan_steps", lambda *a: scanned.append(original_scan(*a)) or scanned[-1]
     )
     d = blobs(320, 3)
     fit(
@@ -161,8 +166,75 @@ def test_train_step_compiles_once(monkeypatch):
         optimizer=optax.sgd(0.1),
         epochs=3,
         progress=False,
+        steps_per_call=steps_per_call,
     )
     if not hasattr(made[0].train, "_cache_size"):
         pytest.skip("this jax has no _cache_size on jitted functions")
-    assert made[0].train._cache_size() == 1
-    assert made[0].eval._cache_size() == 1
+    if steps_per_call == 1:
+        assert not scanned
+        assert made[0].train._cache_size() == 1
+        assert made[0].eval._cache_size() == 1
+    else:  # 5 batches: one call of 5 steps per epoch, for training and for validation
+        assert [f._cache_size() for f in scanned[0] + scanned[1]] == [1, 0, 0, 1]
+        assert made[0].train._cache_size() == 0
+
+
+def _run_chunked(steps_per_call, **kw):
+    train = ArrayLoader(blobs(600, 1), 64, seed=3, **kw)  # 9 full batches and one of 24
+    val = ArrayLoader(blobs(250, 2), 100, shuffle=False, **kw)  # 2 full batches and one of 50
+    return fit(
+        Net(rngs=nnx.Rngs(0)),
+        train,
+        val_data=val,
+        optimizer=optax.sgd(0.1),
+        epochs=2,
+        steps_per_call=steps_per_call,
+        progress=False,
+        log=lambda s: None,
+    )
+
+
+def test_scanned_steps_equal_one_call_per_batch():
+    """With the data on the device, ``steps_per_call`` steps run as one compiled scan that
+    gathers its own batches. With dropout (reseeded per step), batch norm, a leftover run of
+    full batches and a smaller last batch, parameters, batch-norm statistics and every history
+    value equal one call per batch, and equal a host loader's run."""
+    import jax
+
+    ref = _run_chunked(1, on_device=True)
+    for got in (
+        _run_chunked(4, on_device=True),
+        _run_chunked(1000, on_device=True),
+        _run_chunked(4),
+    ):
+        for tree in ("params", "model_state"):  # model_state: batch-norm statistics, RNG keys
+            a, b = (jax.tree.leaves(getattr(r.state, tree)) for r in (ref, got))
+            for x, y in zip(a, b, strict=True):
+                if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+                    x, y = jax.random.key_data(x), jax.random.key_data(y)
+                np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-6, atol=1e-6)
+        assert int(got.state.step) == int(ref.state.step) == 20
+        for key, values in ref.history.items():
+            if key != "epoch_time":
+                np.testing.assert_allclose(got.history[key], values, rtol=1e-6)
+    assert ref.history["val_accuracy"][-1] > 0.8  # it learned: the runs compared are not trivial
+
+
+def test_chunks_cover_the_epoch_in_order():
+    from d2ljax.train.loop import _chunks, _scan_source
+
+    loader = ArrayLoader(blobs(600, 1), 64, seed=3, on_device=True)
+    order = np.concatenate(ArrayLoader(blobs(600, 1), 64, seed=3).next_indices())
+    chunks = _chunks(loader, 4)
+    assert [c.shape for c in chunks] == [(4, 64), (4, 64), (1, 64), (1, 24)]
+    np.testing.assert_array_equal(np.concatenate([c.ravel() for c in chunks]), order)
+    assert [c.shape for c in _chunks(loader, None)] == [(9, 64), (1, 24)]
+    assert loader.epoch == 2  # each call is the next epoch, as iterating is
+    # What runs batch by batch: host loaders, steps_per_call=1, other iterables.
+    import jax
+
+    device = jax.local_devices()[0]
+    assert _scan_source(loader, 16, None, device) is loader
+    assert _scan_source(loader, 1, None, device) is None
+    assert _scan_source(ArrayLoader(blobs(64, 1), 64), 16, None, device) is None
+    assert _scan_source([{"x": np.zeros((2, 5))}], 16, None, device) is None

@@ -119,6 +119,51 @@ def test_fsdp_equals_data_parallel_equals_one_device():
     assert out.stdout.strip().endswith("ok")
 
 
+def test_scanned_steps_on_a_mesh_equal_one_call_per_batch():
+    """On-device loaders sharded over the mesh: fit runs chunks of steps as one compiled scan
+    (each step gathers its batch and lays it out over the data axes). Data parallel (8) and
+    FSDP (2 x 4) scanned runs end with the parameters of one call per batch (equal to 1e-6)
+    and of one device (1e-5, as above)."""
+    code = textwrap.dedent(
+        """
+        import chex, jax, optax
+        from flax import nnx
+        from d2ljax.data import ArrayLoader
+        from d2ljax.parallel import make_mesh, data_sharding
+        from d2ljax.train import fit
+        __import__("sys").path.insert(0, __import__("sys").argv[1])
+        from test_parallel_fit import MLP, blobs
+        def run(mesh, steps_per_call):
+            sh = data_sharding(mesh) if mesh is not None else None
+            train = ArrayLoader(blobs(), 64, seed=0, sharding=sh, on_device=True)
+            val = ArrayLoader(blobs(128, 1), 64, shuffle=False, sharding=sh, on_device=True)
+            if mesh is not None:  # the scanned path is the one taken
+                from d2ljax.train.loop import _scan_source
+                assert _scan_source(train, steps_per_call, mesh, None) is (
+                    train if steps_per_call > 1 else None)
+            res = fit(MLP(rngs=nnx.Rngs(0)), train, val_data=val, optimizer=optax.adam(1e-2),
+                      epochs=2, mesh=mesh, fsdp_min_size=100, progress=False,
+                      log=lambda s: None, steps_per_call=steps_per_call)
+            return jax.device_get(res.state.params), res.history["val_loss"]
+        one, one_val = run(None, 3)
+        for shape in ({"data": 8}, {"data": 2, "fsdp": 4}):
+            scanned, val = run(make_mesh(shape), 3)
+            stepped, _ = run(make_mesh(shape), 1)
+            chex.assert_trees_all_close(scanned, stepped, rtol=1e-6, atol=1e-6)
+            chex.assert_trees_all_close(scanned, one, rtol=1e-5, atol=1e-5)
+            chex.assert_trees_all_close(val, one_val, rtol=1e-5)
+        print("ok")
+        """
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run(
+        [sys.executable, "-c", code, here], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert out.stdout.strip().endswith("ok")
+
+
 def _run(precision, epochs=3):
     return fit(
         MLP(rngs=nnx.Rngs(0)),
