@@ -18,20 +18,28 @@ elementwise operation and every slice then moves whole vectors of ``B`` examples
 - a 2x2 average pool (:func:`block_avg_pool2`) adds the four pixels of each 2x2 sub-block,
   turning ``p x p`` blocks into ``p/2 x p/2`` blocks of the same grid.
 
-For LeNet (blocks of 4 for conv1, 2 for conv2) a training step takes 4.2-4.6 ms against 6.0-6.3
-ms for the banded ``[B, H, W, C]`` version (``python benchmarks/lenet_step.py``, 2-core CPU), with
-the same numbers. Tried and no faster: blocks of 2 for conv1 (fewer zeros, but a re-blocking copy
-and 9 smaller slabs), and gathering the strips with an index array instead of slicing (the
-gradient becomes a scatter-add).
+For LeNet (blocks of 2 for both convolutions; :func:`reblock` regroups conv1's pooled single
+pixels into conv2's blocks) a training step takes 3.8-4.0 ms inside ``fit``'s scanned loop and
+4.2-4.5 ms one call per step, against 6.0-6.3 ms for the banded ``[B, H, W, C]`` version
+(``python benchmarks/lenet_step.py``, 2-core CPU), with the same numbers. Blocks of 2 make
+conv1's product 43 MFLOP per 128 images where blocks of 4 make 77 (each output pixel has 25
+taps; a 2x2 output block reads a 6x6 window, 36 values per pixel, a 4x4 block an 8x8 window, 64
+per pixel): 7 % less work on one core, 2 % faster training and 10 % faster evaluation on two
+(XLA:CPU runs that long, thin weight-gradient product on one thread either way). Tried and no
+faster: pooling with a sum over axes (a reduction kernel: slower), a hand-written VJP for the
+strips that adds the 9 shifted slabs in one pass, a tanh-form sigmoid, and gathering the strips
+with an index array instead of slicing (the gradient becomes a scatter-add).
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["block_avg_pool2", "block_conv", "block_kernel", "from_blocks", "to_blocks"]
+__all__ = ["block_avg_pool2", "block_conv", "block_kernel", "from_blocks", "reblock", "to_blocks"]
 
 
 def to_blocks(x_BHWC: jax.Array, block: int, padding: int = 0) -> jax.Array:
@@ -59,18 +67,36 @@ def from_blocks(x: jax.Array, block: int) -> jax.Array:
     return x.reshape(B, Hb * block, Wb * block, C)
 
 
+def reblock(x: jax.Array, block: int) -> jax.Array:
+    """Single pixels ``[C, H, W, B]`` (what pooling ``2 x 2`` blocks leaves) -> ``[(block,
+    block, C), H/block, W/block, B]``: one transposing copy, batch still last."""
+    C, H, W, B = x.shape
+    if H % block or W % block:
+        raise ValueError(f"the image ({H}x{W}) must divide into {block}x{block} blocks")
+    x = x.reshape(C, H // block, block, W // block, block, B).transpose(2, 4, 0, 1, 3, 5)
+    return x.reshape(block * block * C, H // block, W // block, B)
+
+
+@functools.lru_cache(maxsize=64)
+def _kernel_index(kh: int, kw: int, I: int, O: int, p: int, n: int) -> np.ndarray:
+    """For each entry of :func:`block_kernel`'s matrix, its index in the flattened ``[kh, kw, I,
+    O]`` kernel, or ``kh * kw * I * O`` (a zero appended to it) outside the ``k x k`` window."""
+    grids = np.meshgrid(*(np.arange(s) for s in (p, p, O, n, n, p, p, I)), indexing="ij")
+    qr, qc, o, ch, rh, rl, cl, c = grids
+    di, dj = p * rh + rl - qr, p * ch + cl - qc
+    inside = (di >= 0) & (di < kh) & (dj >= 0) & (dj < kw)
+    flat = ((di * kw + dj) * I + c) * O + o
+    return np.where(inside, flat, kh * kw * I * O).reshape(p * p * O, -1).astype(np.int32)
+
+
 def block_kernel(w_hwIO: jax.Array, block: int, n: int) -> jax.Array:
     """The kernel as ``[(qr, qc, o), (ch, rh, rl, cl, c)]``: output pixel ``(qr, qc)`` of a block
     from input pixel ``(rl, cl)`` of the neighbour block ``(rh, ch)``, that is
-    ``w[block*rh + rl - qr, block*ch + cl - qc, c, o]``, or 0 outside the kernel."""
-    kh, kw, _, O = w_hwIO.shape
-    p = block
-    qr, qc, rh, ch, rl, cl = np.meshgrid(*(np.arange(s) for s in (p, p, n, n, p, p)), indexing="ij")
-    di, dj = p * rh + rl - qr, p * ch + cl - qc
-    inside = (di >= 0) & (di < kh) & (dj >= 0) & (dj < kw)
-    T = w_hwIO[np.clip(di, 0, kh - 1), np.clip(dj, 0, kw - 1)]  # [p, p, n, n, p, p, I, O]
-    T = jnp.where(inside[..., None, None], T, jnp.zeros((), T.dtype))
-    return T.transpose(0, 1, 7, 3, 2, 4, 5, 6).reshape(p * p * O, -1)
+    ``w[block*rh + rl - qr, block*ch + cl - qc, c, o]``, or 0 outside the kernel. One gather
+    with a precomputed index (8x faster on a CPU than indexing by offsets, then transposing)."""
+    kh, kw, I, O = w_hwIO.shape
+    padded = jnp.concatenate([w_hwIO.reshape(-1), jnp.zeros((1,), w_hwIO.dtype)])
+    return padded[_kernel_index(kh, kw, I, O, block, n)]
 
 
 def block_conv(x: jax.Array, w_hwIO: jax.Array, b_O: jax.Array | None, block: int) -> jax.Array:

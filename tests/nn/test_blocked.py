@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 
-from d2ljax.nn.blocked import block_avg_pool2, block_conv, from_blocks, to_blocks
+from d2ljax.nn.blocked import block_avg_pool2, block_conv, from_blocks, reblock, to_blocks
 
 
 def _random(shape, seed):
@@ -28,9 +28,24 @@ def test_to_blocks_round_trip():
         to_blocks(_random((1, 6, 6, 1), 0), 4)
 
 
+def test_reblock_groups_single_pixels_into_blocks():
+    x = _random((3, 8, 12, 2), 1)  # [B, H, W, C]
+    single = to_blocks(x, 1)  # [C, H, W, B]
+    chex.assert_trees_all_equal(reblock(single, 2), to_blocks(x, 2))
+    chex.assert_trees_all_equal(reblock(single, 4), to_blocks(x, 4))
+    with pytest.raises(ValueError, match="divide into 4x4 blocks"):
+        reblock(to_blocks(_random((1, 6, 6, 1), 0), 1), 4)
+
+
 @pytest.mark.parametrize(
     "hw, k, cin, cout, block, pad",
-    [(28, 5, 1, 6, 4, 2), (14, 5, 6, 16, 2, 0), (10, 3, 3, 4, 2, 0), (12, 5, 2, 5, 4, 0)],
+    [
+        (28, 5, 1, 6, 2, 2),
+        (28, 5, 1, 6, 4, 2),
+        (14, 5, 6, 16, 2, 0),
+        (10, 3, 3, 4, 2, 0),
+        (12, 5, 2, 5, 4, 0),
+    ],
 )
 @pytest.mark.parametrize("jit", [False, True])
 def test_block_conv_equals_lax_conv_and_its_gradients(hw, k, cin, cout, block, pad, jit):

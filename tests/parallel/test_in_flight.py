@@ -28,7 +28,7 @@ n = 256 * 400
 data = {"x": rng.integers(0, 256, (n, 28, 28, 1), np.uint8), "y": rng.integers(0, 10, n, np.int32)}
 loader = ArrayLoader(data, 256, seed=0, on_device=True, transform=image_transform())
 res = fit(MLP(rngs=nnx.Rngs(0)), loader, optimizer=optax.sgd(0.1),
-          epochs=1, progress=False, log=lambda s: None)
+          epochs=1, progress=False, log=lambda s: None, steps_per_call=1)  # a call per step
 assert len(res.state.params["hidden"]["kernel"][...].sharding.device_set) == 2
 print("ok", res.history["train_loss"][-1])
 """
