@@ -1,14 +1,18 @@
 """LeNet training-step time on CPU: code variants A/B in one process, XLA flag sets in subprocesses.
 
-    python benchmarks/lenet_step.py [--variants toeplitz,xla] [--rounds 7] [--steps 40]
+    python benchmarks/lenet_step.py [--variants toeplitz,xla] [--rounds 7] [--steps 48]
+        [--steps-per-call 16]
     python benchmarks/lenet_step.py --flags='|--xla_cpu_multi_thread_eigen=false' [--rounds 5]
 
 Each round times ``--steps`` compiled train steps (``make_steps`` + ``TrainState``, SGD lr 0.1,
-batch 128, the state donated as in ``fit``) of every variant in turn, so all variants see the
-same machine load; it prints the median and the fastest ms/step per variant. With ``--flags``
-every flag set runs in its own subprocess (``XLA_FLAGS`` must be set before JAX starts), one
-subprocess per flag set and round, interleaved. ``LENET_STEP_VARIANTS=path/to/module.py`` adds
-the variants that module's ``variants() -> {name: model_factory}`` returns (for prototypes).
+batch 128 of random uint8 images on the device, the state donated) of every variant in turn, so
+all variants see the same machine load; it prints the median and the fastest ms/step per
+variant. The steps run as ``fit`` runs them: ``--steps-per-call`` steps per compiled
+``lax.scan`` that gathers its own batches (default 16, ``fit``'s default), or with 1 a gather
+call and a step call per step (``fit`` on other loaders). With ``--flags`` every flag set runs
+in its own subprocess (``XLA_FLAGS`` must be set before JAX starts), one subprocess per flag set
+and round, interleaved. ``LENET_STEP_VARIANTS=path/to/module.py`` adds the variants that
+module's ``variants() -> {name: model_factory}`` returns (for prototypes).
 """
 
 from __future__ import annotations
@@ -37,32 +41,46 @@ def variants() -> dict:
     }
 
 
-def make_runner(factory, steps: int):
+def make_runner(factory, steps: int, steps_per_call: int = 1):
     import jax
     import numpy as np
     import optax
 
+    from d2ljax.data import ArrayLoader, image_transform
     from d2ljax.train import TrainState
-    from d2ljax.train.steps import make_steps
+    from d2ljax.train.steps import make_steps, scan_steps
 
     rng = np.random.default_rng(0)
-    batch = {
-        "x": jax.numpy.asarray(rng.random((BATCH, 28, 28, 1), np.float32)),
-        "y": jax.numpy.asarray(rng.integers(0, 10, BATCH).astype(np.int32)),
-    }
+    images = rng.integers(0, 256, (BATCH * steps, 28, 28, 1), np.uint8)
+    loader = ArrayLoader(
+        {"x": images, "y": rng.integers(0, 10, BATCH * steps).astype(np.int32)},
+        BATCH,
+        transform=image_transform(),
+        on_device=True,
+    )
+    data = loader.device_arrays()
+    order = rng.permutation(BATCH * steps).astype(np.int32).reshape(-1, BATCH)
     state = TrainState.create(factory(), optax.sgd(0.1), seed=0)
     state = jax.device_put(state, jax.devices()[0])
     fns = make_steps("classification")
+    train_many, _ = scan_steps(fns, loader.take)
+    gather = jax.jit(loader.take)
     box = {"state": state, "totals": None}
+    if steps % steps_per_call:
+        raise SystemExit(f"--steps ({steps}) must be a multiple of --steps-per-call")
 
     def run() -> float:
         s, totals = box["state"], box["totals"]
         if totals is None:
-            s, totals = fns.train(s, None, batch)
+            s, totals = fns.train(s, None, loader.take(data, order[0]))
             jax.block_until_ready(totals)
         t0 = time.perf_counter()
-        for _ in range(steps):
-            s, totals = fns.train(s, totals, batch)
+        if steps_per_call == 1:  # fit's loop for other loaders: a gather call, a step call
+            for idx in order:
+                s, totals = fns.train(s, totals, gather(data, idx))
+        else:  # fit's loop over an on-device loader
+            for k in range(0, steps, steps_per_call):
+                s, totals = train_many(s, totals, data, order[k : k + steps_per_call])
         jax.block_until_ready((s, totals))
         dt = (time.perf_counter() - t0) / steps * 1e3
         box["state"], box["totals"] = s, totals
@@ -72,7 +90,9 @@ def make_runner(factory, steps: int):
     return run
 
 
-def time_variants(names, rounds: int, steps: int) -> dict[str, list[float]]:
+def time_variants(
+    names, rounds: int, steps: int, steps_per_call: int = 1
+) -> dict[str, list[float]]:
     table = variants()
     extra = os.environ.get("LENET_STEP_VARIANTS")  # a module with variants() -> more of them
     if extra:
@@ -82,7 +102,7 @@ def time_variants(names, rounds: int, steps: int) -> dict[str, list[float]]:
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         table.update(mod.variants())
-    runners = {n: make_runner(table[n], steps) for n in names}
+    runners = {n: make_runner(table[n], steps, steps_per_call) for n in names}
     out: dict[str, list[float]] = {n: [] for n in names}
     for _ in range(rounds):
         for n in names:
@@ -104,7 +124,14 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--variants", default="blocked,toeplitz")
     p.add_argument("--rounds", type=int, default=7)
-    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--steps", type=int, default=48)
+    p.add_argument(
+        "--steps-per-call",
+        type=int,
+        default=16,
+        help="train steps per compiled call (fit's default on an on-device loader); 1: a "
+        "gather call and a step call per step",
+    )
     p.add_argument(
         "--flags",
         default=None,
@@ -115,7 +142,7 @@ def main() -> None:
     args = p.parse_args()
     names = args.variants.split(",")
     if args.flags is None:
-        out = time_variants(names, args.rounds, args.steps)
+        out = time_variants(names, args.rounds, args.steps, args.steps_per_call)
         if args.json:
             print("JSON" + json.dumps(out))
         else:
@@ -126,7 +153,8 @@ def main() -> None:
         for flags in args.flags.split("|"):
             env = dict(os.environ, XLA_FLAGS=flags)
             cmd = [sys.executable, __file__, "--variants", args.variants, "--rounds", "3"]
-            cmd += ["--steps", str(args.steps), "--json"]
+            cmd += ["--steps", str(args.steps), "--steps-per-call", str(args.steps_per_call)]
+            cmd += ["--json"]
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith("JSON")]
             if not line:

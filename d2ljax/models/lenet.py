@@ -222,9 +222,12 @@ class LeNet(nnx.Module):
         h = reblock(h, 2)  # [(2, 2, 6), 7, 7, B]: 14x14 in 2x2 blocks
         h = block_conv(h, self.conv2.kernel[...], self.conv2.bias[...], 2)  # [(2, 2, 16), 5, 5, B]
         h = block_avg_pool2(jax.nn.sigmoid(h), 2)  # [16, 5, 5, B]
-        # Flattened (c, h, w) here; dense1's rows are in the NHWC flatten order (h, w, c).
-        w1 = self.dense1.kernel[...].reshape(5, 5, 16, -1).transpose(2, 0, 1, 3).reshape(400, -1)
-        h = jax.nn.sigmoid(w1.T @ h.reshape(400, -1) + self.dense1.bias[...][:, None])
+        # Flattened (c, h, w) here; dense1's rows are in the NHWC flatten order (h, w, c). The
+        # kernel is laid out [120, 400] so that XLA:CPU computes its input gradient with Eigen
+        # while the weight gradient runs in YNNPACK: the two overlap (0.13-0.3 ms/step faster
+        # than the [400, 120] layout, where both run in YNNPACK one after the other).
+        w1 = self.dense1.kernel[...].reshape(5, 5, 16, -1).transpose(3, 2, 0, 1).reshape(-1, 400)
+        h = jax.nn.sigmoid(w1 @ h.reshape(400, -1) + self.dense1.bias[...][:, None])
         h = jax.nn.sigmoid(self.dense2.kernel[...].T @ h + self.dense2.bias[...][:, None])
         return (self.dense3.kernel[...].T @ h + self.dense3.bias[...][:, None]).T
 
