@@ -138,13 +138,14 @@ class LeNet(nnx.Module):
       rngs: parameter stream.
 
     Training-step time (forward, backward, SGD update; ``make_steps`` + ``TrainState``, batch 128,
-    2-core AMD EPYC CPU with other jobs running; fastest of 15 interleaved runs of 20 steps; the
-    ``blocked`` row from ``benchmarks/lenet_step.py``, 7 interleaved rounds of 40 steps):
+    2-core AMD EPYC CPU with other jobs running; fastest of 15 interleaved runs of 20 steps, one
+    call per step; the ``blocked`` row from ``benchmarks/lenet_step.py --steps-per-call 1``, which
+    in ``fit``'s scanned calls of 16 steps is 3.6-3.9 ms):
 
     ======================================== ========== ==================
     conv / pool                               ms/step    epoch (469 steps)
     ======================================== ========== ==================
-    ``blocked`` (:mod:`d2ljax.nn.blocked`)    4.2-4.6    2.0-2.2 s
+    ``blocked`` (:mod:`d2ljax.nn.blocked`)    4.0-4.5    1.9-2.1 s
     ``toeplitz`` / ``nnx`` or ``reshape``     5.5-6.0    2.6-2.8 s
     ``xla`` (``nnx.Conv``) / either           13.4-13.8  6.3-6.5 s
     ``scratch`` (patches + einsum) / ``nnx``  10.5-12.5  4.9-5.9 s
