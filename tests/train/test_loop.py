@@ -110,8 +110,10 @@ def test_early_stopping_stops_fit(tmp_path):
     assert res.stopped_early and len(res.history["epoch"]) == 2
 
 
-def test_progress_bar_runs(tmp_path, capsys):
-    train, val = loaders()
+@pytest.mark.parametrize("on_device", [False, True])  # one call per batch, or scanned chunks
+def test_progress_bar_runs(tmp_path, capsys, on_device):
+    train = ArrayLoader(blobs(600, 1), 64, seed=0, on_device=on_device)
+    val = ArrayLoader(blobs(200, 2), 100, shuffle=False, on_device=on_device)
     fit(
         Net(rngs=nnx.Rngs(0)),
         train,
@@ -119,8 +121,10 @@ def test_progress_bar_runs(tmp_path, capsys):
         optimizer=optax.sgd(0.1),
         epochs=1,
         progress=True,
+        steps_per_call=4,
     )
-    assert "epoch 1/1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "epoch 1/1" in err and "10/10" in err  # 9 full batches and one of 24, all counted
 
 
 def test_optimizer_builder_errors_and_schedules():

@@ -38,6 +38,18 @@ def blobs(n=512, seed=0):
     return {"x": x, "y": y}
 
 
+def _run_on_8_devices(code: str) -> None:
+    """Run ``code`` (which prints "ok" last) in a fresh Python with 8 simulated CPU devices; it
+    imports this module's helpers from the directory given as its argument."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run(
+        [sys.executable, "-c", code, here], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert out.stdout.strip().endswith("ok")
+
+
 def test_param_spec_shards_largest_divisible_dim():
     mesh = make_mesh({"data": 1, "fsdp": 1})
     assert param_spec((1024, 64), mesh) == jax.P()  # fsdp axis of size 1: replicate
@@ -110,13 +122,7 @@ def test_fsdp_equals_data_parallel_equals_one_device():
         print("ok")
         """
     )
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run(
-        [sys.executable, "-c", code, here], env=env, capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    assert out.stdout.strip().endswith("ok")
+    _run_on_8_devices(code)
 
 
 def test_scanned_steps_on_a_mesh_equal_one_call_per_batch():
@@ -155,13 +161,7 @@ def test_scanned_steps_on_a_mesh_equal_one_call_per_batch():
         print("ok")
         """
     )
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run(
-        [sys.executable, "-c", code, here], env=env, capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    assert out.stdout.strip().endswith("ok")
+    _run_on_8_devices(code)
 
 
 def _run(precision, epochs=3):
