@@ -251,6 +251,8 @@ def fit(
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if steps_per_call < 1:
+        raise ValueError(f"steps_per_call must be >= 1, got {steps_per_call}")
     log = _log_on_primary(log or (lambda s: print(s, flush=True)))
     primary = jax.process_index() == 0
     state = TrainState.create(model, optimizer, seed=seed)

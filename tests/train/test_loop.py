@@ -224,6 +224,11 @@ def test_scanned_steps_equal_one_call_per_batch():
     assert ref.history["val_accuracy"][-1] > 0.8  # it learned: the runs compared are not trivial
 
 
+def test_steps_per_call_must_be_positive():
+    with pytest.raises(ValueError, match="steps_per_call must be >= 1, got 0"):
+        _run_chunked(0, on_device=True)
+
+
 def test_chunks_cover_the_epoch_in_order():
     from d2ljax.train.loop import _chunks, _scan_source
 
