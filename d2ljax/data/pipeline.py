@@ -110,7 +110,7 @@ class ArrayLoader:
             )
         self._host = {k: np.asarray(v) for k, v in data.items()}
         self._device = None
-        self._gather = jax.jit(self._gather_impl, out_shardings=self.sharding)
+        self._gather = jax.jit(self.take, out_shardings=self.sharding)
         self._finish = jax.jit(self._finish_impl, out_shardings=self.sharding)
 
     # -- sizes -------------------------------------------------------------------------------
@@ -152,14 +152,11 @@ class ArrayLoader:
     def _finish_impl(self, batch):
         return self.transform(batch) if self.transform is not None else batch
 
-    def _gather_impl(self, data, idx):
-        return self._finish_impl(jax.tree.map(lambda a: jnp.take(a, idx, axis=0), data))
-
     def take(self, data: Mapping[str, jax.Array], idx: jax.Array) -> Batch:
         """Rows ``idx`` of ``data`` (:meth:`device_arrays`) after ``transform``: traceable, so a
         compiled loop over many steps can gather its own batches (see ``fit``'s
-        ``steps_per_call``)."""
-        return self._gather_impl(data, idx)
+        ``steps_per_call``); every on-device batch is this, compiled."""
+        return self._finish_impl(jax.tree.map(lambda a: jnp.take(a, idx, axis=0), data))
 
     def device_arrays(self) -> dict[str, jax.Array]:
         """The whole dataset on the device(s), replicated over the batch sharding's devices

@@ -318,6 +318,16 @@ def fit(
     for cb in callbacks:
         cb.on_train_begin(history)
 
+    if train_src is not None:  # an item: [steps, batch] example indices, one scanned call
+        train_many = many[train_src][0]
+
+        def train_call(state, totals, idx):
+            return (*train_many(state, totals, train_src.device_arrays(), idx), len(idx))
+    else:  # an item: one batch, one call
+
+        def train_call(state, totals, batch):
+            return (*steps.train(state, totals, batch), 1)
+
     use_bar = _use_bar(progress) and primary
     stopped = False
     totals = None
@@ -331,24 +341,19 @@ def fit(
             totals = None
             n = 0
             if train_src is not None:
-                data, (train_many, _) = train_src.device_arrays(), many[train_src]
-                batches = _chunks(train_src, steps_per_call)
+                items = _chunks(train_src, steps_per_call)
             else:
-                batches = train_data
-            for calls, batch in enumerate(batches, 1):
-                if train_src is None and batch_placement is not None:
-                    batch = _on_mesh(batch, batch_placement)
+                items = (
+                    b if batch_placement is None else _on_mesh(b, batch_placement)
+                    for b in train_data
+                )
+            for calls, item in enumerate(items, 1):
                 if totals is None:
-                    spec = batch if train_src is None else train_src.element_spec
+                    spec = item if train_src is None else train_src.element_spec
                     totals = _zeros_like_metrics(
                         steps.train, state, None, spec, placement=placement, pick=lambda o: o[1]
                     )
-                if train_src is None:
-                    state, totals = steps.train(state, totals, batch)
-                    done = 1
-                else:
-                    state, totals = train_many(state, totals, data, batch)
-                    done = len(batch)
+                state, totals, done = train_call(state, totals, item)
                 n += done
                 throttle(calls, limit, totals)
                 if bar is not None:
@@ -410,12 +415,8 @@ def _eval_pass(state, data, src, steps, many, placement, batch_placement, limit)
     loader) is given, else one call per batch."""
     if src is not None:
         arrays, eval_many = src.device_arrays(), many[src][1]
-        totals = None
+        totals = _zeros_like_metrics(steps.eval, state, None, src.element_spec, placement=placement)
         for calls, idx in enumerate(_chunks(src, None), 1):
-            if totals is None:
-                totals = _zeros_like_metrics(
-                    steps.eval, state, None, src.element_spec, placement=placement
-                )
             totals = eval_many(state, totals, arrays, idx)
             throttle(calls, limit, totals)
         return totals
