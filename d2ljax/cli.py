@@ -2,12 +2,12 @@
 
 EXPERIMENT is the name of a config in ``configs/`` (``softmax_regression``), optionally with a
 variant (``softmax_regression:smoke``), or the path of a Python file that defines ``get_config``.
+``d2ljax list`` groups the experiments by book chapter, in book order (:data:`BOOK_ORDER`).
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import importlib.util
 import json
@@ -16,21 +16,123 @@ import sys
 from pathlib import Path
 
 from d2ljax.config import Config, ConfigError, apply_overrides
+from d2ljax.registry import Registry
 
 _NOT_EXPERIMENTS = {"common"}
 
+# The chapters of the book (d2l.ai 1.0), number -> title.
+CHAPTERS = {
+    2: "Preliminaries",
+    3: "Linear Neural Networks for Regression",
+    4: "Linear Neural Networks for Classification",
+    5: "Multilayer Perceptrons",
+    6: "Builders' Guide",
+    7: "Convolutional Neural Networks",
+    8: "Modern Convolutional Neural Networks",
+    9: "Recurrent Neural Networks",
+    10: "Modern Recurrent Neural Networks",
+    11: "Attention Mechanisms and Transformers",
+    12: "Optimization Algorithms",
+    13: "Computational Performance",
+    14: "Computer Vision",
+    15: "Natural Language Processing: Pretraining",
+    16: "Natural Language Processing: Applications",
+    17: "Reinforcement Learning",
+    18: "Gaussian Processes",
+    19: "Hyperparameter Optimization",
+    20: "Generative Adversarial Networks",
+    21: "Recommender Systems",
+}
 
-def list_experiments() -> dict[str, str]:
-    """Experiment name -> first line of its docstring."""
+# Every experiment in configs/, in book order: name -> the section it reproduces (its chapter is
+# the first number). A new config gets a line here (tests/test_cli.py checks that each has one).
+BOOK_ORDER = {
+    "linear_regression_scratch": "3.4",
+    "linear_regression": "3.5",
+    "weight_decay_scratch": "3.7.2",
+    "weight_decay": "3.7.3",
+    "softmax_regression_scratch": "4.4",
+    "softmax_regression": "4.5",
+    "mlp_scratch": "5.2.1",
+    "mlp": "5.2.2",
+    "dropout_mlp_scratch": "5.6.2",
+    "dropout_mlp": "5.6.3",
+    "kaggle_house": "5.7",
+    "lenet_scratch": "7.6",
+    "lenet": "7.6",
+    "alexnet": "8.1",
+    "vgg": "8.2",
+    "nin": "8.3",
+    "googlenet": "8.4",
+    "bn_lenet_scratch": "8.5.4",
+    "bn_lenet": "8.5.5",
+    "resnet18": "8.6",
+    "resnext": "8.6.5",
+    "densenet": "8.7",
+    "regnetx32": "8.8",
+    "sine_autoregression": "9.1.2",
+    "rnn_scratch": "9.5",
+    "rnn": "9.6",
+    "lstm_scratch": "10.1.2",
+    "lstm": "10.1.3",
+    "gru_scratch": "10.2.4",
+    "gru": "10.2.5",
+    "deep_gru": "10.3.2",
+    "seq2seq": "10.7",
+    "bahdanau_seq2seq": "11.4.3",
+    "transformer": "11.7.6",
+    "vit": "11.8",
+    "gpt": "11.9",
+    "airfoil_sgd": "12.5",
+    "airfoil_momentum": "12.6.2",
+    "airfoil_adam": "12.10.2",
+    "lr_schedule_cosine": "12.11.3",
+    "bert_pretrain": "15.10",
+    "bert_snli": "16.7",
+}
+
+
+def _experiments() -> Registry[str]:
+    """The experiments in ``configs/``: name -> module name, described by its docstring's first
+    line."""
     import d2ljax.configs as configs
 
-    out = {}
+    reg: Registry[str] = Registry(
+        "experiment",
+        error=ConfigError,
+        message="unknown experiment {name!r}.{hint} Known experiments: {known} "
+        "(or give the path of a config .py file)",
+    )
     for info in pkgutil.iter_modules(configs.__path__):
         if info.name.startswith("_") or info.name in _NOT_EXPERIMENTS:
             continue
         module = importlib.import_module(f"d2ljax.configs.{info.name}")
-        out[info.name] = ((module.__doc__ or "").strip().splitlines() or [""])[0]
-    return dict(sorted(out.items()))
+        doc = ((module.__doc__ or "").strip().splitlines() or [""])[0]
+        reg.register(info.name, module.__name__, description=doc)
+    return reg
+
+
+def list_experiments() -> dict[str, str]:
+    """Experiment name -> first line of its docstring, sorted by name."""
+    return _experiments().describe()
+
+
+def experiments_by_chapter() -> list[tuple[str, list[tuple[str, str, str]]]]:
+    """``[(chapter heading, [(section, name, description), ...]), ...]`` in book order.
+
+    The heading is ``"ch 3 Linear Neural Networks for Regression"``; experiments missing from
+    :data:`BOOK_ORDER` come last, under ``"other"``."""
+    known = list_experiments()
+    groups: dict[str, list[tuple[str, str, str]]] = {}
+    for name, section in BOOK_ORDER.items():
+        if name in known:
+            chapter = int(section.split(".")[0])
+            heading = f"ch {chapter} {CHAPTERS.get(chapter, '')}".rstrip()
+            groups.setdefault(heading, []).append((section, name, known[name]))
+    rest = [("", name, desc) for name, desc in known.items() if name not in BOOK_ORDER]
+    if rest:
+        groups["other"] = rest
+    return list(groups.items())
 
 
 def load_config(experiment: str) -> Config:
@@ -44,15 +146,7 @@ def load_config(experiment: str) -> Config:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     else:
-        known = list_experiments()
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise ConfigError(
-                f"unknown experiment {name!r}.{hint} Known experiments: "
-                f"{', '.join(known)} (or give the path of a config .py file)"
-            )
-        module = importlib.import_module(f"d2ljax.configs.{name}")
+        module = importlib.import_module(_experiments().get(name))
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{experiment} defines no get_config()")
     try:
@@ -115,7 +209,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="initialise jax.distributed from the environment (Cloud TPU pod slices)",
     )
-    sub.add_parser("list", help="list the experiments")
+    sub.add_parser("list", help="list the experiments, by book chapter")
     s = sub.add_parser("show", help="print an experiment's config")
     s.add_argument("experiment")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -126,8 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "list":
-            for name, desc in list_experiments().items():
-                print(f"{name:32s} {desc}")
+            for i, (heading, items) in enumerate(experiments_by_chapter()):
+                print(("\n" if i else "") + heading)
+                for section, name, desc in items:
+                    print(f"  {section:8s} {name:28s} {desc}")
             return 0
         cfg = apply_overrides(load_config(args.experiment), args.set)
         if args.command == "show":

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import ast
 import copy
-import difflib
 from collections.abc import Mapping
 from typing import Any
+
+from d2ljax.registry import suggest
 
 OPEN_KEYS = ("model.kwargs", "data.kwargs")
 
@@ -89,9 +90,7 @@ class Config(dict):
 
 def _unknown_key(path: str, node: Any, prefix: str, root: Config | None = None) -> str:
     valid = (root or node).flat_keys() if isinstance(root or node, Config) else []
-    close = difflib.get_close_matches(path, valid, n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return f"unknown config key {path!r}.{hint} Valid keys: {', '.join(valid)}"
+    return f"unknown config key {path!r}.{suggest(path, valid)} Valid keys: {', '.join(valid)}"
 
 
 def parse_value(text: str) -> Any:

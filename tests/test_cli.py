@@ -15,6 +15,45 @@ def test_list(capsys):
         assert name in out
 
 
+def test_list_groups_experiments_by_chapter_in_book_order(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    headings = [line for line in lines if line.startswith("ch ")]
+    assert headings[0] == "ch 3 Linear Neural Networks for Regression"
+    assert "ch 8 Modern Convolutional Neural Networks" in headings
+    numbers = [int(h.split()[1]) for h in headings]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+    assert "other" not in lines  # every experiment has a chapter
+    # each experiment sits under its chapter's heading, in the order of the book's sections
+    chapter, order = None, []
+    for line in lines:
+        if line.startswith("ch "):
+            chapter = int(line.split()[1])
+        elif line.strip():
+            section, name = line.split()[:2]
+            assert int(section.split(".")[0]) == chapter, line
+            order.append(name)
+    assert sorted(order) == sorted(list_experiments())
+    assert order.index("linear_regression_scratch") < order.index("softmax_regression")
+    assert order.index("lenet") < order.index("resnet18") < order.index("rnn_scratch")
+
+
+def test_every_experiment_has_a_chapter():
+    """A new config in configs/ needs a line in d2ljax.cli.BOOK_ORDER (its book section)."""
+    from d2ljax.cli import BOOK_ORDER, CHAPTERS
+
+    assert set(list_experiments()) <= set(BOOK_ORDER), "add these to d2ljax.cli.BOOK_ORDER"
+    stale = set(BOOK_ORDER) - set(list_experiments())
+    assert not stale, f"BOOK_ORDER names experiments that do not exist: {sorted(stale)}"
+
+    def key(section):
+        return tuple(int(p) for p in section.split("."))
+
+    sections = list(BOOK_ORDER.values())
+    assert sections == sorted(sections, key=key), "BOOK_ORDER is in book order"
+    assert all(key(s)[0] in CHAPTERS for s in sections)
+
+
 def test_show_applies_overrides(capsys):
     assert main(["show", "mlp", "--set", "optimizer.learning_rate=0.5"]) == 0
     cfg = json.loads(capsys.readouterr().out)

@@ -7,36 +7,30 @@ dataset a config can name (plus an optional ``"_info"`` dict of facts for the mo
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 
 from d2ljax.data.pipeline import ArrayLoader, epoch_permutation, image_transform
+from d2ljax.registry import Registry
 
 Splits = dict[str, dict]
-_DATASETS: dict[str, tuple[Callable[..., Splits], str]] = {}
+DATASETS: Registry[Callable[..., Splits]] = Registry(
+    "dataset",
+    message="unknown dataset {name!r}; known datasets: {known}.{hint}",
+)
 
 
-def register_dataset(name: str, description: str = ""):
-    def wrap(fn):
-        _DATASETS[name] = (fn, description)
-        return fn
-
-    return wrap
+def register_dataset(name: str, description: str = "", *, defaults: dict | None = None):
+    """Decorator: register a loader ``fn(**kwargs) -> Splits`` under ``name``."""
+    return DATASETS.register(name, description=description, defaults=defaults)
 
 
 def list_dataset_names() -> dict[str, str]:
-    return {k: d for k, (_, d) in sorted(_DATASETS.items())}
+    return DATASETS.describe()
 
 
 def load_dataset(name: str, **kwargs) -> Splits:
     """The splits of a named dataset (see :func:`list_dataset_names`)."""
-    if name not in _DATASETS:
-        close = difflib.get_close_matches(name, _DATASETS, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(_DATASETS))}.{hint}"
-        )
-    return _DATASETS[name][0](**kwargs)
+    return DATASETS.build(name, **kwargs)
 
 
 @register_dataset("fashion_mnist", "Fashion-MNIST 28x28 grey images, 10 classes (book §4.2)")
@@ -122,6 +116,7 @@ def _snli_bert(**kwargs) -> Splits:
 
 
 __all__ = [
+    "DATASETS",
     "ArrayLoader",
     "epoch_permutation",
     "image_transform",

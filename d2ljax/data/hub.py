@@ -25,7 +25,6 @@ course's ``fra-eng.zip`` exists in two layouts with different SHA-1s).
 
 from __future__ import annotations
 
-import difflib
 import gzip
 import hashlib
 import http.client
@@ -46,6 +45,8 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from d2ljax.registry import suggest
 
 __all__ = [
     "DATA_HUB",
@@ -315,8 +316,7 @@ def get_entry(name: str) -> HubEntry:
     try:
         return DATA_HUB[name]
     except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name), list(DATA_HUB), n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        hint = suggest(name, DATA_HUB, quote=True)
         raise UnknownDatasetError(
             f"unknown dataset {name!r}.{hint} Known datasets: {', '.join(list_datasets())}. "
             "Add your own with d2ljax.data.hub.register(name, HubEntry(url, digests))."

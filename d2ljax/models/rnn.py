@@ -16,9 +16,10 @@ Language models map token ids ``x_BT`` to next-token logits ``logits_BTV``: :cla
 ``nnx.Linear`` output layer). The hidden state starts at zero for every batch (the 1.0 edition's
 random subsequences). :func:`predict` warms up on a prefix and generates greedily (§9.5.5).
 
-Registered: ``rnn_lm_scratch``, ``rnn_lm``, ``gru_lm_scratch``, ``gru_lm``, ``lstm_lm_scratch``,
-``lstm_lm``; arguments ``vocab_size`` (filled from the dataset), ``num_hiddens``, ``num_layers``,
-``bidirectional``.
+Registered: ``rnn_lm_scratch``, ``gru_lm_scratch``, ``lstm_lm_scratch`` (all
+:func:`language_model_scratch`) and ``rnn_lm``, ``gru_lm``, ``lstm_lm`` (all
+:func:`language_model`), each name a default ``cell``; arguments ``vocab_size`` (filled from
+the dataset), ``num_hiddens``, ``num_layers``, ``bidirectional``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ __all__ = [
     "RNNScratch",
     "StackedRNNScratch",
     "k_step_ahead_predictions",
+    "language_model",
+    "language_model_scratch",
     "load_scratch_params",
     "predict",
 ]
@@ -426,22 +429,7 @@ def _concise_lm(cell, vocab_size, num_hiddens, num_layers, bidirectional, rngs):
     return RNNLM(rnn, vocab_size, rngs=rngs)
 
 
-@register("rnn_lm_scratch", description="§9.5 RNN language model from scratch (one-hot inputs)")
-def rnn_lm_scratch(
-    vocab_size: int = 28,
-    num_hiddens: int = 32,
-    num_layers: int = 1,
-    bidirectional: bool = False,
-    sigma: float = 0.01,
-    *,
-    rngs: nnx.Rngs,
-) -> RNNLMScratch:
-    """RNNLMScratch on RNNScratch (§9.5), or StackedRNNScratch when ``num_layers > 1`` (§10.3)."""
-    return _scratch_lm("rnn", vocab_size, num_hiddens, num_layers, bidirectional, sigma, rngs)
-
-
-@register("gru_lm_scratch", description="§10.2.4 GRU language model from scratch")
-def gru_lm_scratch(
+def language_model_scratch(
     vocab_size: int = 28,
     num_hiddens: int = 32,
     num_layers: int = 1,
@@ -449,66 +437,62 @@ def gru_lm_scratch(
     sigma: float = 0.01,
     reset_after: bool = False,
     *,
+    cell: str = "rnn",
     rngs: nnx.Rngs,
 ) -> RNNLMScratch:
-    """RNNLMScratch on GRUScratch (§10.2.4)."""
-    return _scratch_lm(
-        "gru", vocab_size, num_hiddens, num_layers, bidirectional, sigma, rngs,
-        reset_after=reset_after,
-    )  # fmt: skip
+    """RNNLMScratch on a scratch ``cell`` layer (``"rnn"`` §9.5, ``"gru"`` §10.2.4, ``"lstm"``
+    §10.1.2), or on StackedRNNScratch when ``num_layers > 1`` or ``bidirectional`` (§10.3, §10.4).
+
+    ``reset_after`` (GRU only) applies the reset gate after the hidden-to-hidden product, as
+    Flax's ``nnx.GRUCell`` does. Registered as ``rnn_lm_scratch``, ``gru_lm_scratch`` and
+    ``lstm_lm_scratch``, which differ only in their default ``cell``.
+    """
+    kw = {}
+    if reset_after:
+        if cell != "gru":
+            raise ValueError(f"reset_after applies to the GRU only, not to cell {cell!r}")
+        kw["reset_after"] = True
+    return _scratch_lm(cell, vocab_size, num_hiddens, num_layers, bidirectional, sigma, rngs, **kw)
 
 
-@register("lstm_lm_scratch", description="§10.1.2 LSTM language model from scratch")
-def lstm_lm_scratch(
-    vocab_size: int = 28,
-    num_hiddens: int = 32,
-    num_layers: int = 1,
-    bidirectional: bool = False,
-    sigma: float = 0.01,
-    *,
-    rngs: nnx.Rngs,
-) -> RNNLMScratch:
-    """RNNLMScratch on LSTMScratch (§10.1.2)."""
-    return _scratch_lm("lstm", vocab_size, num_hiddens, num_layers, bidirectional, sigma, rngs)
-
-
-@register("rnn_lm", description="§9.6 concise RNN language model (nnx.SimpleCell + nnx.RNN)")
-def rnn_lm(
+def language_model(
     vocab_size: int = 28,
     num_hiddens: int = 32,
     num_layers: int = 1,
     bidirectional: bool = False,
     *,
+    cell: str = "rnn",
     rngs: nnx.Rngs,
 ) -> RNNLM:
-    """RNNLM on the concise :class:`RNN` (§9.6)."""
-    return _concise_lm("rnn", vocab_size, num_hiddens, num_layers, bidirectional, rngs)
+    """RNNLM on the concise :class:`RNN`, :class:`GRU` or :class:`LSTM` (``cell``; §9.6, §10.2.5,
+    §10.1.3; ``num_layers=2`` is §10.3.2's deep GRU). Registered as ``rnn_lm``, ``gru_lm`` and
+    ``lstm_lm``, which differ only in their default ``cell``.
+    """
+    if cell not in _CONCISE:
+        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(_CONCISE)}")
+    return _concise_lm(cell, vocab_size, num_hiddens, num_layers, bidirectional, rngs)
 
 
-@register("gru_lm", description="§10.2.5 concise GRU language model (nnx.GRUCell), deep in §10.3")
-def gru_lm(
-    vocab_size: int = 28,
-    num_hiddens: int = 32,
-    num_layers: int = 1,
-    bidirectional: bool = False,
-    *,
-    rngs: nnx.Rngs,
-) -> RNNLM:
-    """RNNLM on the concise :class:`GRU` (§10.2.5; ``num_layers=2`` is §10.3.2's deep GRU)."""
-    return _concise_lm("gru", vocab_size, num_hiddens, num_layers, bidirectional, rngs)
-
-
-@register("lstm_lm", description="§10.1.3 concise LSTM language model (nnx.LSTMCell)")
-def lstm_lm(
-    vocab_size: int = 28,
-    num_hiddens: int = 32,
-    num_layers: int = 1,
-    bidirectional: bool = False,
-    *,
-    rngs: nnx.Rngs,
-) -> RNNLM:
-    """RNNLM on the concise :class:`LSTM` (§10.1.3)."""
-    return _concise_lm("lstm", vocab_size, num_hiddens, num_layers, bidirectional, rngs)
+# name -> (factory, cell, description): the six registered language models.
+_LANGUAGE_MODELS = {
+    "rnn_lm_scratch": (
+        language_model_scratch, "rnn", "§9.5 RNN language model from scratch (one-hot inputs)"
+    ),
+    "gru_lm_scratch": (language_model_scratch, "gru", "§10.2.4 GRU language model from scratch"),
+    "lstm_lm_scratch": (
+        language_model_scratch, "lstm", "§10.1.2 LSTM language model from scratch"
+    ),
+    "rnn_lm": (
+        language_model, "rnn", "§9.6 concise RNN language model (nnx.SimpleCell + nnx.RNN)"
+    ),
+    "gru_lm": (
+        language_model, "gru", "§10.2.5 concise GRU language model (nnx.GRUCell), deep in §10.3"
+    ),
+    "lstm_lm": (language_model, "lstm", "§10.1.3 concise LSTM language model (nnx.LSTMCell)"),
+}  # fmt: skip
+for _name, (_factory, _cell, _description) in _LANGUAGE_MODELS.items():
+    register(_name, description=_description, defaults={"cell": _cell})(_factory)
+del _name, _factory, _cell, _description
 
 
 # ----------------------------------------------------------------------------- generation
