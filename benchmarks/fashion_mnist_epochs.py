@@ -20,6 +20,7 @@ import jax
 from d2ljax.cli import load_config
 from d2ljax.config import apply_overrides
 from d2ljax.experiment import build
+from d2ljax.tasks import SupervisedTask
 from d2ljax.train import fit
 
 
@@ -35,12 +36,10 @@ def bench(name: str, epochs: int, host: bool) -> dict:
 
     t0 = time.perf_counter()
     res = fit(
-        exp.model,
+        SupervisedTask(exp.model, exp.optimizer, cfg.loss),
         exp.train,
         val_data=exp.val,
-        optimizer=exp.optimizer,
         epochs=epochs + 1,
-        loss_fn=cfg.loss,
         seed=cfg.seed,
         progress=False,
         log=log,

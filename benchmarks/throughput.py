@@ -33,6 +33,7 @@ import numpy as np
 from d2ljax.cli import load_config
 from d2ljax.config import apply_overrides
 from d2ljax.experiment import build, build_model
+from d2ljax.tasks import SupervisedTask
 from d2ljax.train import Callback, TrainState, fit, get_loss
 from d2ljax.train.steps import eval_step, train_step
 
@@ -90,12 +91,10 @@ def timed_epochs(exp, cfg, max_batches: int | None, repeats: int) -> tuple[float
     after one compiling epoch of each."""
     plain = _PlainBetweenEpochs(plain_loop(exp, cfg, max_batches))
     res = fit(
-        exp.model,
+        SupervisedTask(exp.model, exp.optimizer, cfg.loss),
         exp.train,
         val_data=exp.val,
-        optimizer=exp.optimizer,
         epochs=1 + repeats,
-        loss_fn=cfg.loss,
         seed=cfg.seed,
         mesh=exp.mesh,
         progress=False,

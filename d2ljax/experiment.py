@@ -19,6 +19,7 @@ from flax import nnx
 
 from d2ljax.config import Config, ConfigError
 from d2ljax.data import ArrayLoader, image_transform, load_dataset
+from d2ljax.tasks import SupervisedTask
 from d2ljax.train import EarlyStopping, FitResult, fit, make_optimizer
 
 
@@ -223,19 +224,19 @@ def train(exp: Experiment, workdir=None, *, quiet: bool = False, **fit_kwargs) -
         fit_kwargs.update(log=lambda line: None, plot=False)
     if cfg.get("steps_per_call"):
         fit_kwargs.setdefault("steps_per_call", int(cfg.steps_per_call))
+    parallel = {**_parallel_kwargs(cfg), **fit_kwargs}
+    task = SupervisedTask(exp.model, exp.optimizer, cfg.loss, precision=parallel.pop("precision"))
     return fit(
-        exp.model,
+        task,
         exp.train,
         val_data=exp.val,
-        optimizer=exp.optimizer,
         epochs=cfg.epochs,
-        loss_fn=cfg.loss,
         seed=cfg.seed,
         workdir=workdir,
         checkpoint_every=cfg.get("checkpoint_every", 1),
         callbacks=_callbacks(cfg),
         mesh=exp.mesh,
-        **{**_parallel_kwargs(cfg), **fit_kwargs},
+        **parallel,
     )
 
 

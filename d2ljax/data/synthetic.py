@@ -147,3 +147,14 @@ def sine_autoregression(
         **out,
         "_info": {"series": x, "time": time.astype(np.float32), "tau": tau, "num_inputs": tau},
     }
+
+
+def gan_toy_data(num_examples: int = 1000, *, seed: int = 0) -> dict[str, np.ndarray]:
+    """The book's GAN data (§20.1.1): ``X A + b`` for standard normal ``X`` ``[n, 2]``, with
+    ``A = [[1, 2], [-0.1, 0.5]]`` and ``b = [1, 2]``: a Gaussian of mean ``b`` and covariance
+    ``A^T A``. Returns ``{"x": float32 [n, 2]}``."""
+    _check_sizes(num_examples=num_examples)
+    x = np.random.default_rng(seed).normal(0.0, 1.0, (num_examples, 2))
+    a = np.array([[1.0, 2.0], [-0.1, 0.5]])
+    b = np.array([1.0, 2.0])
+    return {"x": (x @ a + b).astype(np.float32)}

@@ -11,15 +11,24 @@ from d2ljax.train.loop import (
     resolve_mesh,
 )
 from d2ljax.train.losses import get_loss, list_losses, register_loss
-from d2ljax.train.optimizer import make_optimizer, make_schedule, register_optimizer
+from d2ljax.train.optimizer import (
+    Optimizer,
+    learning_rate,
+    make_optimizer,
+    make_schedule,
+    register_optimizer,
+    set_learning_rate,
+)
 from d2ljax.train.state import TrainState, num_params
 from d2ljax.train.steps import eval_step, make_steps, summarize, train_step
+from d2ljax.train.task import Task, TaskState
 
 __all__ = [
     "Callback",
     "Checkpointer",
     "EarlyStopping",
     "FitResult",
+    "Optimizer",
     "TrainState",
     "eval_step",
     "evaluate",
@@ -27,6 +36,7 @@ __all__ = [
     "get_loss",
     "list_losses",
     "load_params",
+    "learning_rate",
     "make_optimizer",
     "make_schedule",
     "make_steps",
@@ -36,6 +46,9 @@ __all__ = [
     "register_optimizer",
     "resolve_mesh",
     "save_params",
+    "set_learning_rate",
     "summarize",
+    "Task",
+    "TaskState",
     "train_step",
 ]

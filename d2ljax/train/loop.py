@@ -1,6 +1,9 @@
-"""``fit``: the training loop (the book's ``Trainer``) over the pure, compiled steps.
+"""``fit(task, data)``: the training loop (the book's ``Trainer``) over a Task's pure steps.
 
-Per epoch: one pass of compiled train steps (state and metric sums donated and kept on the device),
+The Task (:mod:`d2ljax.train.task`) says what is trained and how one step goes; ``fit`` loops,
+compiles (one train program and one eval program, :mod:`d2ljax.train.programs`), donates, places
+the state and the batches on the devices, resumes, checkpoints and logs. Per epoch: one pass of
+compiled train steps (state and metric sums donated and kept on the device),
 one pass of eval steps, one device-to-host read of the sums, a line or a progress bar, the history
 written to ``WORKDIR/metrics.json``, a checkpoint every ``checkpoint_every`` epochs and at the end,
 and the callbacks (early stopping). A run interrupted at any point resumes from its last checkpoint
@@ -29,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from d2ljax.parallel.mesh import (
@@ -43,13 +46,12 @@ from d2ljax.parallel.mesh import (
     state_shardings,
     throttle,
 )
+from d2ljax.train import programs
 from d2ljax.train.checkpoint import Checkpointer
-from d2ljax.train.losses import LossFn
-from d2ljax.train.state import TrainState
-from d2ljax.train.steps import make_steps, scan_steps, summarize
+from d2ljax.train.task import Task
 
 #: Default ``steps_per_call`` of :func:`fit`: compiled steps per host dispatch when the training
-#: data is on the device. LeNet on a 2-core CPU: 4.6 ms/step one step per call, 4.0 ms at 8-32.
+#: data is on the device (or the task reads none).
 STEPS_PER_CALL = 16
 
 
@@ -59,7 +61,7 @@ class Callback:
     def on_train_begin(self, history: dict[str, list]) -> None:
         pass
 
-    def on_epoch_end(self, epoch: int, history: dict[str, list], state: TrainState) -> bool:
+    def on_epoch_end(self, epoch: int, history: dict[str, list], state: Any) -> bool:
         return False
 
 
@@ -98,15 +100,16 @@ class EarlyStopping(Callback):
 
 @dataclass
 class FitResult:
-    state: TrainState
+    state: Any
     history: dict[str, list] = field(default_factory=dict)
     stopped_early: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. the K-fold summary
+    task: Task | None = None
 
     @property
     def model(self) -> nnx.Module:
-        """The trained model in eval mode."""
-        return self.state.model()
+        """The trained model in eval mode (the task's :meth:`~d2ljax.train.Task.model`)."""
+        return self.task.model(self.state) if self.task is not None else self.state.model()
 
 
 def _use_bar(progress: bool | None) -> bool:
@@ -125,10 +128,8 @@ def _format(logs: dict[str, float]) -> str:
     return " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items())
 
 
-def _zeros_like_metrics(fn: Callable, *args, placement=None, pick=None) -> Any:
+def _zeros_like(fn: Callable, *args, placement=None) -> Any:
     shapes = jax.eval_shape(fn, *args)
-    if pick is not None:
-        shapes = pick(shapes)
     return put_global(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes), placement)
 
 
@@ -161,11 +162,11 @@ def _on_mesh(batch, sharding):
     return jax.device_put(batch, sharding)
 
 
-def _scan_source(loader, steps_per_call: int, mesh, placement):
+def _scan_source(loader, mesh, placement):
     """``loader`` when ``fit`` can run its epochs as compiled scans over device-resident data
     (an on-device :class:`~d2ljax.data.ArrayLoader` on the devices ``fit`` trains on, in one
     process), else None: then every batch is its own call."""
-    if steps_per_call <= 1 or jax.process_count() > 1 or not getattr(loader, "on_device", False):
+    if loader is None or jax.process_count() > 1 or not getattr(loader, "on_device", False):
         return None
     if not all(hasattr(loader, a) for a in ("take", "device_arrays", "next_indices")):
         return None
@@ -179,34 +180,198 @@ def _scan_source(loader, steps_per_call: int, mesh, placement):
     return loader if same else None
 
 
-def _chunks(loader, length: int | None):
-    """An epoch's batch indices as ``[steps, batch]`` arrays: runs of ``length`` full batches
-    (None: all of them in one), the leftover full batches, then the last, smaller batch."""
-    indices = loader.next_indices()
-    full = [i for i in indices if len(i) == loader.batch_size]
-    rest = indices[len(full) :]
-    length = length or max(len(full), 1)
-    cut = len(full) - len(full) % length
-    out = [np.stack(full[i : i + length]) for i in range(0, cut, length)]
-    if cut < len(full):
-        out.append(np.stack(full[cut:]))
-    return out + [idx[None] for idx in rest]
-
-
 def _log_on_primary(log):
     if jax.process_index() == 0:
         return log
     return lambda line: None
 
 
+@dataclass
+class _Placement:
+    """Where ``fit`` (or ``evaluate``) puts things: the state's shardings, the metric sums'
+    placement and the batch sharding (None on one device)."""
+
+    mesh: Any
+    state: Any  # a pytree of shardings, or None (one device: ``sums``)
+    sums: Any  # a device or a replicated sharding
+    batch: Any
+    limit: int
+
+    @classmethod
+    def of(cls, state, mesh, rules=(), min_size=2**14):
+        if mesh is None:
+            return cls(None, None, jax.local_devices()[0], None, 0)
+        shardings = state_shardings(state, mesh, rules=tuple(rules), min_size=min_size)
+        return cls(
+            mesh,
+            shardings,
+            replicated(mesh),
+            data_sharding(mesh),
+            in_flight_limit(mesh.devices.flat),
+        )
+
+    @property
+    def sums_sharding(self):
+        return self.sums if self.mesh is not None else None
+
+    def put_state(self, state):
+        return put_global(state, self.state if self.state is not None else self.sums)
+
+    def put(self, host_array):
+        """A host array of per-step inputs (indices, masks, flags), replicated."""
+        return jax.device_put(host_array, self.sums)
+
+
+def _batch_spec(data):
+    """Shapes and dtypes of one batch of ``data`` as a step sees it, ``"mask"`` included (None
+    without data or when the loader cannot say)."""
+    spec = getattr(data, "element_spec", None)
+    if spec is None:
+        return None
+    rows = jax.tree.leaves(spec)[0].shape[0]
+    return {**spec, programs.MASK: jax.ShapeDtypeStruct((rows,), np.float32)}
+
+
+class _Source:
+    """One side of an epoch (train or eval): where its batches come from and the programs that
+    consume them. Three kinds: an on-device loader (chunks of gathered steps), a host loader (one
+    call per padded batch) and no data at all (a task whose step reads only its state)."""
+
+    def __init__(self, task, data, where: _Placement, *, train: bool, steps=None, length=1):
+        self.task, self.data, self.where, self.train = task, data, where, train
+        self.scan = _scan_source(data, where.mesh, where.sums) if data is not None else None
+        self.free = data is None
+        self.steps, self.length = steps, length
+        self.rows = getattr(data, "batch_size", None) if jax.process_count() == 1 else None
+        sums = where.sums_sharding
+        if self.scan is not None or self.free:
+            take = None if self.free else self.scan.take
+            if train:
+                self.program = programs.train_chunk(task, take, where.state, sums, where.batch)
+            else:
+                self.program = programs.eval_chunk(task, take, sums, where.batch)
+        elif train:
+            self.program = programs.train_batch(task, where.state, sums)
+        else:
+            self.program = programs.eval_batch(task, sums)
+
+    def spec(self):
+        """Shapes of one training batch as a step sees it (None for a task without data)."""
+        return _batch_spec(None if self.free else (self.scan or self.data))
+
+    def __len__(self):
+        if self.free:
+            return self.steps
+        return len(self.data) if hasattr(self.data, "__len__") else 0
+
+    def items(self):
+        """The epoch's calls: ``(args, steps)`` pairs, ``args`` what the program takes after the
+        state and the sums."""
+        put = self.where.put
+        if self.free:
+            for _, _, valid in programs.epoch_chunks(
+                [np.zeros(0, np.int32)] * self.steps, 0, self.length
+            ):
+                yield (None, None, None, put(valid)), int(valid.sum())
+            return
+        if self.scan is not None:
+            arrays, rows = self.scan.device_arrays(), self.scan.batch_size
+            length = self.length if self.train else len(self.scan)
+            for idx, mask, valid in programs.epoch_chunks(self.scan.next_indices(), rows, length):
+                args = (arrays, put(idx), put(mask))
+                yield (args + (put(valid),) if self.train else args), int(valid.sum())
+            return
+        for batch in self.data:
+            if self.rows is not None:
+                batch = programs.pad_batch(batch, self.rows)
+            if self.where.batch is not None:
+                batch = _on_mesh(batch, self.where.batch)
+            yield (batch,), 1
+
+    def zeros(self, state, first_args):
+        """Zero metric sums of the right structure, on the sums' devices."""
+        if self.train:
+            fn = self.task.train_step
+            batch = self._batch_spec(first_args)
+            return _zeros_like(lambda s, b: fn(s, b)[1], state, batch, placement=self.where.sums)
+        batch = self._batch_spec(first_args)
+        return _zeros_like(self.task.eval_step, state, batch, placement=self.where.sums)
+
+    def _batch_spec(self, first_args):
+        if self.free:
+            return {}
+        if self.scan is not None:
+            return _batch_spec(self.scan)
+        return first_args[0]
+
+
+def _setup(
+    task,
+    train_data,
+    val_data,
+    mesh,
+    seed,
+    steps_per_epoch,
+    steps_per_call,
+    rules,
+    min_size,
+    workdir,
+    resume,
+    overwrite,
+    log,
+):
+    """The state on its devices, the train and eval sources, and the checkpointer with what it
+    restored. Transfers here are setup (``jax.transfer_guard("allow")``); the epochs that follow
+    make none that is not explicit."""
+    primary = jax.process_index() == 0
+    with jax.transfer_guard("allow"):
+        state = task.init(jax.random.key(seed), _batch_spec(train_data))
+        # Commit the state (and the metric sums) to their devices: the step's outputs are
+        # committed, and uncommitted inputs to the first call would compile the step again.
+        where = _Placement.of(state, mesh, rules, min_size)
+        state = where.put_state(state)
+        train_src = _Source(
+            task, train_data, where, train=True, steps=steps_per_epoch, length=steps_per_call
+        )
+        val_src = None
+        if val_data is not None and task.has_eval:
+            val_src = _Source(task, val_data, where, train=False)
+        history: dict[str, list] = {}
+        start_epoch = 0
+        ckpt = None
+        if workdir is not None:
+            workdir.mkdir(parents=True, exist_ok=True)
+            ckpt_dir = workdir / "checkpoints"
+            if ckpt_dir.exists() and overwrite and not resume and primary:
+                shutil.rmtree(ckpt_dir)
+            _sync("d2ljax_fit_overwrite")
+            ckpt = Checkpointer(ckpt_dir)
+            latest = ckpt.latest_epoch()
+            if latest is not None and not resume:
+                ckpt.close()
+                raise FileExistsError(
+                    f"{workdir} already has checkpoints (epochs {ckpt.all_epochs()}): resume them "
+                    "with resume=True (--resume), start over with overwrite=True (--overwrite), or "
+                    "pick another workdir"
+                )
+            if latest is not None:
+                arrays, meta = ckpt.restore(state.arrays())
+                state = state.replace_arrays(arrays)
+                history = meta.get("history", {})
+                start_epoch = int(meta.get("epoch", latest))
+                log(f"resumed from {ckpt_dir} at epoch {start_epoch}")
+        elif resume:
+            raise ValueError("resume=True needs a workdir to find checkpoints in")
+    return state, where, train_src, val_src, ckpt, history, start_epoch
+
+
 def fit(
-    model: nnx.Module,
-    train_data: Iterable[dict],
+    task: Task,
+    train_data: Iterable[dict] | None = None,
     *,
-    optimizer: optax.GradientTransformation,
     epochs: int,
     val_data: Iterable[dict] | None = None,
-    loss_fn: str | LossFn = "classification",
+    steps_per_epoch: int | None = None,
     seed: int = 0,
     workdir: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
@@ -215,162 +380,117 @@ def fit(
     callbacks: Sequence[Callback] = (),
     progress: bool | None = None,
     mesh: jax.sharding.Mesh | dict | str | None = "auto",
-    precision: str = "float32",
     partition_rules: Sequence[tuple[str, tuple]] = (),
     fsdp_min_size: int = 2**14,
     plot: bool = True,
     log: Callable[[str], None] | None = None,
     steps_per_call: int = STEPS_PER_CALL,
 ) -> FitResult:
-    """Train ``model`` for ``epochs`` epochs and return the trained state and the history.
+    """Train ``task`` for ``epochs`` epochs and return the trained state and the history.
 
     Args:
-      model: any Flax NNX module; ``loss_fn(model, batch)`` defines what it is trained on.
+      task: a :class:`~d2ljax.train.Task`, e.g. ``SupervisedTask(model, optimizer, loss)``.
       train_data, val_data: iterables of batches (e.g. :class:`d2ljax.data.ArrayLoader`); an object
         with ``set_epoch(e)`` is told the epoch first, so shuffling depends on (seed, epoch).
-      optimizer: an optax transformation (gradient clipping and weight decay belong in its chain,
-        see :func:`d2ljax.train.make_optimizer`).
-      loss_fn: a registered loss name or ``fn(model, batch) -> (loss, metric_sums)``.
+        ``train_data=None``: a task that reads no data (its step samples from its own state, e.g.
+        an environment); then ``steps_per_epoch`` says how many steps an epoch has.
+      seed: the run's key is ``jax.random.key(seed)``; ``task.init`` gets it.
       workdir: where ``metrics.json``, ``curves.png`` and ``checkpoints/`` go (None: nowhere).
       checkpoint_every: save every N epochs (0: only at the end); requires ``workdir``.
       resume: continue from the latest checkpoint in ``workdir`` (start fresh if there is none).
       overwrite: delete existing checkpoints in ``workdir`` instead of refusing to start.
-      progress: a live progress bar (default: only on a terminal and not in CI).
+      progress: a live progress bar (default: only on a terminal and not in CI); it shows the
+        metrics of one log interval ago, so reading them never waits for the device.
       mesh: the device mesh: ``"auto"`` (default: the loader's mesh, else data parallel over all
         local devices), None (one device), a shape dict (``{"data": -1}``, ``{"data": 2, "fsdp":
         4}``) or a ``jax.sharding.Mesh``. The batch is split over the ``data`` and ``fsdp`` axes
         (its size must divide evenly); batches not yet on the mesh are moved there.
-      precision: ``"float32"`` or ``"bfloat16"`` (bf16 compute, float32 master params and loss).
       partition_rules: ``[(regex, spec), ...]`` on state paths (``params/.../kernel``) ahead of
         the default rule: with an ``fsdp`` mesh axis, arrays of at least ``fsdp_min_size``
         elements have their largest divisible dimension sharded over it; the rest is replicated.
       steps_per_call: when the data is an on-device :class:`~d2ljax.data.ArrayLoader` (on the
-        devices of the mesh, one process), run this many train steps per call, as one compiled
-        ``lax.scan`` that gathers its own batches (the whole validation pass is one call);
-        the results equal one step per call. 1 (or any other loader): one call per batch.
+        devices of the mesh, one process) or there is none, run this many train steps per call,
+        as one compiled ``lax.scan`` that gathers its own batches (the whole validation pass is
+        one call); the results equal one step per call. Other loaders: one call per batch.
+
+    Every epoch runs one compiled train program and one eval program: the last, smaller batch is
+    padded to the batch size with a ``"mask"`` (the task's losses weight rows by it, so loss,
+    gradients and metrics are those of the real rows) and the last chunk of steps with steps that
+    do nothing.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
     if steps_per_call < 1:
         raise ValueError(f"steps_per_call must be >= 1, got {steps_per_call}")
+    if train_data is None and (steps_per_epoch is None or steps_per_epoch < 1):
+        raise ValueError("a task without training data needs steps_per_epoch >= 1")
+    if not isinstance(task, Task):
+        raise TypeError(
+            f"fit trains a Task (e.g. d2ljax.tasks.SupervisedTask(model, optimizer, loss)), "
+            f"got {type(task).__name__}"
+        )
     log = _log_on_primary(log or (lambda s: print(s, flush=True)))
     primary = jax.process_index() == 0
-    state = TrainState.create(model, optimizer, seed=seed)
     mesh = resolve_mesh(mesh, train_data)
-    # Commit the state (and below, the metric sums) to their devices: the step's outputs are
-    # committed, and uncommitted inputs to the first call would compile the step a second time.
-    if mesh is not None:
-        placement = replicated(mesh)
-        batch_placement = data_sharding(mesh)
-        if hasattr(train_data, "batch_size"):
-            check_batch_size(train_data.batch_size, mesh)
-        shardings = state_shardings(
-            state, mesh, rules=tuple(partition_rules), min_size=fsdp_min_size
-        )
-    else:
-        placement = jax.local_devices()[0]
-        batch_placement = None
-        shardings = None
-    limit = in_flight_limit(mesh.devices.flat) if mesh is not None else 0
-    state = put_global(state, shardings if shardings is not None else placement)
-    steps = make_steps(
-        loss_fn,
-        precision=precision,
-        state_sharding=shardings,
-        metrics_sharding=placement if mesh is not None else None,
-    )
-    train_src = _scan_source(train_data, steps_per_call, mesh, placement)
-    val_src = _scan_source(val_data, steps_per_call, mesh, placement)
-    many = {
-        src: scan_steps(steps, src.take, batch_placement)
-        for src in (train_src, val_src)
-        if src is not None
-    }
-
-    history: dict[str, list] = {}
-    start_epoch = 0
-    ckpt = None
+    if mesh is not None and hasattr(train_data, "batch_size"):
+        check_batch_size(train_data.batch_size, mesh)
     workdir = Path(workdir) if workdir is not None else None
-    if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        ckpt_dir = workdir / "checkpoints"
-        if ckpt_dir.exists() and overwrite and not resume and primary:
-            shutil.rmtree(ckpt_dir)
-        _sync("d2ljax_fit_overwrite")
-        ckpt = Checkpointer(ckpt_dir)
-        latest = ckpt.latest_epoch()
-        if latest is not None and not resume:
-            ckpt.close()
-            raise FileExistsError(
-                f"{workdir} already has checkpoints (epochs {ckpt.all_epochs()}): resume them with "
-                "resume=True (--resume), start over with overwrite=True (--overwrite), or pick "
-                "another workdir"
-            )
-        if latest is not None:
-            arrays, meta = ckpt.restore(state.arrays())
-            state = state.replace_arrays(arrays)
-            history = meta.get("history", {})
-            start_epoch = int(meta.get("epoch", latest))
-            log(f"resumed from {ckpt_dir} at epoch {start_epoch}")
-    elif resume:
-        raise ValueError("resume=True needs a workdir to find checkpoints in")
+    state, where, train_src, val_src, ckpt, history, start_epoch = _setup(
+        task,
+        train_data,
+        val_data,
+        mesh,
+        seed,
+        steps_per_epoch,
+        steps_per_call,
+        partition_rules,
+        fsdp_min_size,
+        workdir,
+        resume,
+        overwrite,
+        log,
+    )
 
     for cb in callbacks:
         cb.on_train_begin(history)
 
-    if train_src is not None:  # an item: [steps, batch] example indices, one scanned call
-        train_many = many[train_src][0]
-
-        def train_call(state, totals, idx):
-            return (*train_many(state, totals, train_src.device_arrays(), idx), len(idx))
-    else:  # an item: one batch, one call
-
-        def train_call(state, totals, batch):
-            return (*steps.train(state, totals, batch), 1)
-
     use_bar = _use_bar(progress) and primary
     stopped = False
-    totals = None
     epoch = start_epoch
     try:
         for epoch in range(start_epoch, epochs):
             t0 = time.perf_counter()
             if hasattr(train_data, "set_epoch"):
                 train_data.set_epoch(epoch)
-            bar = _bar(train_data, epoch, epochs) if use_bar else None
-            totals = None
-            n = 0
-            if train_src is not None:
-                items = _chunks(train_src, steps_per_call)
-            else:
-                items = (
-                    b if batch_placement is None else _on_mesh(b, batch_placement)
-                    for b in train_data
-                )
-            for calls, item in enumerate(items, 1):
+            bar = _bar(len(train_src), epoch, epochs) if use_bar else None
+            totals, pending, n = None, None, 0
+            for calls, (args, done) in enumerate(train_src.items(), 1):
                 if totals is None:
-                    spec = item if train_src is None else train_src.element_spec
-                    totals = _zeros_like_metrics(
-                        steps.train, state, None, spec, placement=placement, pick=lambda o: o[1]
-                    )
-                state, totals, done = train_call(state, totals, item)
+                    totals = train_src.zeros(state, args)
+                state, totals = train_src.program(state, totals, *args)
                 n += done
-                throttle(calls, limit, totals)
+                throttle(calls, where.limit, totals)
                 if bar is not None:
                     bar.update(done)
+                    if pending is not None:  # the sums of one log interval ago: ready by now
+                        bar.set_postfix_str(_format(task.summarize(pending)), refresh=False)
+                        pending = None
                     if n // bar.log_every > (n - done) // bar.log_every:
-                        bar.set_postfix_str(_format(summarize(totals)), refresh=False)
+                        pending = jax.tree.map(jnp.copy, totals)
             if n == 0:
                 raise ValueError("the training data produced no batch")
             logs = {"epoch": epoch + 1}
-            logs.update({f"train_{k}": v for k, v in summarize(totals).items()})
+            logs.update({f"train_{k}": v for k, v in task.summarize(totals).items()})
+            if val_src is not None:
+                if hasattr(val_data, "set_epoch"):
+                    val_data.set_epoch(0)
+                vtotals = _eval_pass(state, val_src)
+                logs.update({f"val_{k}": v for k, v in task.summarize(vtotals).items()})
             if val_data is not None:
                 if hasattr(val_data, "set_epoch"):
                     val_data.set_epoch(0)
-                vtotals = _eval_pass(
-                    state, val_data, val_src, steps, many, placement, batch_placement, limit
-                )
-                logs.update({f"val_{k}": v for k, v in summarize(vtotals).items()})
+                extra = task.epoch_metrics(state, val_data)
+                logs.update({f"val_{k}": v for k, v in extra.items()})
             logs["epoch_time"] = time.perf_counter() - t0
             if bar is not None:
                 bar.set_postfix_str(_format({k: v for k, v in logs.items() if k != "epoch"}))
@@ -407,27 +527,17 @@ def fit(
         from d2ljax.plot import plot_history
 
         plot_history(history, workdir / "curves.png")
-    return FitResult(state=state, history=history, stopped_early=stopped)
+    return FitResult(state=state, history=history, stopped_early=stopped, task=task)
 
 
-def _eval_pass(state, data, src, steps, many, placement, batch_placement, limit):
-    """Metric sums of one pass over ``data``: one compiled scan when ``src`` (its on-device
-    loader) is given, else one call per batch."""
-    if src is not None:
-        arrays, eval_many = src.device_arrays(), many[src][1]
-        totals = _zeros_like_metrics(steps.eval, state, None, src.element_spec, placement=placement)
-        for calls, idx in enumerate(_chunks(src, None), 1):
-            totals = eval_many(state, totals, arrays, idx)
-            throttle(calls, limit, totals)
-        return totals
+def _eval_pass(state, src: _Source):
+    """Metric sums of one pass of the task's eval step over ``src``."""
     totals = None
-    for i, batch in enumerate(data, 1):
-        if batch_placement is not None:
-            batch = _on_mesh(batch, batch_placement)
+    for calls, (args, _) in enumerate(src.items(), 1):
         if totals is None:
-            totals = _zeros_like_metrics(steps.eval, state, None, batch, placement=placement)
-        totals = steps.eval(state, totals, batch)
-        throttle(i, limit, totals)
+            totals = src.zeros(state, args)
+        totals = src.program(state, totals, *args)
+        throttle(calls, src.where.limit, totals)
     return totals
 
 
@@ -447,10 +557,10 @@ def _sync(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-def _bar(loader, epoch: int, epochs: int):
+def _bar(total: int, epoch: int, epochs: int):
     from tqdm.auto import tqdm
 
-    total = len(loader) if hasattr(loader, "__len__") else None
+    total = total or None
     wide = shutil.get_terminal_size((0, 0)).columns >= 40  # a pty may report 0 columns
     bar = tqdm(
         total=total,
@@ -467,39 +577,48 @@ def predict(model: nnx.Module, x, *, transform: Callable | None = None, batch_si
     """The model's outputs on raw inputs ``x`` (NumPy or jax), in eval mode, batch by batch.
 
     ``transform`` is the loader's (e.g. ``image_transform()`` to turn uint8 images into floats).
+    The forward pass is compiled once per (architecture, transform, batch size, input shape) and
+    kept: the last batch is padded to ``batch_size`` and its padding dropped from the outputs.
     """
-    import numpy as np
-
     model.eval()
-    graphdef, state = nnx.split(model)
+    graphdef, weights = nnx.split(model)
 
-    @jax.jit
-    def forward(state, xb):
-        m = nnx.merge(graphdef, state, copy=True)
-        if transform is not None:
-            xb = transform({"x": xb})["x"]
-        return m(xb)
+    def build():
+        def forward(weights, xb):
+            m = nnx.merge(graphdef, weights, copy=True)
+            if transform is not None:
+                xb = transform({"x": xb})["x"]
+            return m(xb)
 
-    outs = [forward(state, x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-    return np.concatenate([np.asarray(o) for o in outs])
+        return jax.jit(forward)
+
+    forward = programs.cached(("predict", graphdef, transform), build)
+    x = np.asarray(x)
+    size = min(batch_size, len(x))
+    outs = []
+    for i in range(0, len(x), size):
+        xb = x[i : i + size]
+        n = len(xb)
+        if n < size:
+            xb = np.concatenate([xb, np.zeros((size - n, *xb.shape[1:]), xb.dtype)])
+        outs.append(np.asarray(forward(weights, xb))[:n])
+    return np.concatenate(outs)
 
 
-def evaluate(
-    state: TrainState,
-    data: Iterable[dict],
-    loss_fn: str | LossFn = "classification",
-    *,
-    precision: str = "float32",
-) -> dict[str, float]:
-    """Average metrics of the eval-mode model over ``data``."""
-    steps = make_steps(loss_fn, precision=precision)
-    limit = in_flight_limit(state.step.sharding.device_set)
-    totals = None
-    for i, batch in enumerate(data, 1):
-        if totals is None:
-            totals = _zeros_like_metrics(
-                steps.eval, state, None, batch, placement=state.step.sharding
-            )
-        totals = steps.eval(state, totals, batch)
-        throttle(i, limit, totals)
-    return summarize(totals)
+def evaluate(task: Task, state: Any, data: Iterable[dict]) -> dict[str, float]:
+    """The task's eval metrics of ``state`` over ``data`` (eval mode), with the compiled eval
+    program ``fit`` uses (kept across calls)."""
+    leaf = jax.tree.leaves(state)[0]
+    devices = getattr(leaf, "sharding", None)
+    mesh = devices.mesh if isinstance(devices, jax.sharding.NamedSharding) else None
+    where = _Placement.of(state, mesh)
+    if mesh is None and devices is not None:
+        where.sums = next(iter(devices.device_set))
+    if hasattr(data, "set_epoch"):
+        data.set_epoch(0)
+    src = _Source(task, data, where, train=False)
+    metrics = task.summarize(_eval_pass(state, src))
+    if hasattr(data, "set_epoch"):
+        data.set_epoch(0)
+    metrics.update(task.epoch_metrics(state, data))
+    return metrics

@@ -3,8 +3,11 @@
 A loss function has the signature ``loss_fn(model, batch) -> (loss, metrics)``: ``loss`` is the
 scalar that is differentiated (a mean over the batch), ``metrics`` a dict of *sums* over the batch
 plus a ``"count"`` entry, so that epoch averages are exact even when the last batch is smaller.
-A ``"perplexity"`` entry holds summed per-token negative log-likelihoods; the epoch summary
-reports ``exp`` of its mean (the book's perplexity).
+A batch may carry a ``"mask"`` of shape ``[B]`` (1 for a real example, 0 for padding: ``fit`` pads
+the last batch of an epoch to the full batch size so one compiled step serves every batch): a loss
+weights each example by it, so the loss, its gradient and the metric sums equal those of the
+unpadded batch. A ``"perplexity"`` entry holds summed per-token negative log-likelihoods; the epoch
+summary reports ``exp`` of its mean (the book's perplexity).
 Register new ones with :func:`register_loss` so a config can name them.
 """
 
@@ -46,8 +49,16 @@ def list_losses() -> list[str]:
     return sorted(_LOSSES)
 
 
-def _count(y: jax.Array) -> jax.Array:
-    return jnp.asarray(y.shape[0], jnp.float32)
+def example_weights(batch: dict, n: int) -> jax.Array:
+    """``[n]`` float32 weights of the batch's examples: its ``"mask"``, or ones."""
+    mask = batch.get("mask")
+    return jnp.ones((n,), jnp.float32) if mask is None else mask.astype(jnp.float32)
+
+
+def _weighted(values_B: jax.Array, w_B: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The weighted mean and sum over the batch of per-example values."""
+    total = (values_B * w_B).sum()
+    return total / jnp.maximum(w_B.sum(), 1.0), total
 
 
 @register_loss("classification")
@@ -55,12 +66,10 @@ def classification(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
     """Softmax cross-entropy on ``model(batch['x'])`` against integer labels ``batch['y']``."""
     logits_BC = model(batch["x"])
     ce_B = optax.softmax_cross_entropy_with_integer_labels(logits_BC, batch["y"])
+    w_B = example_weights(batch, ce_B.shape[0])
+    mean, total = _weighted(ce_B, w_B)
     correct_B = jnp.argmax(logits_BC, axis=-1) == batch["y"]
-    return ce_B.mean(), {
-        "loss": ce_B.sum(),
-        "accuracy": correct_B.sum().astype(jnp.float32),
-        "count": _count(batch["y"]),
-    }
+    return mean, {"loss": total, "accuracy": (correct_B * w_B).sum(), "count": w_B.sum()}
 
 
 @register_loss("classification_scratch")
@@ -71,12 +80,10 @@ def classification_scratch(model: nnx.Module, batch: dict) -> tuple[jax.Array, d
     logits_BC = model(batch["x"])
     probs_BC = F.softmax(logits_BC)
     ce_B = -jnp.log(jnp.take_along_axis(probs_BC, batch["y"][:, None], axis=-1)[:, 0])
+    w_B = example_weights(batch, ce_B.shape[0])
+    mean, total = _weighted(ce_B, w_B)
     correct_B = jnp.argmax(logits_BC, axis=-1) == batch["y"]
-    return ce_B.mean(), {
-        "loss": ce_B.sum(),
-        "accuracy": correct_B.sum().astype(jnp.float32),
-        "count": _count(batch["y"]),
-    }
+    return mean, {"loss": total, "accuracy": (correct_B * w_B).sum(), "count": w_B.sum()}
 
 
 @register_loss("squared")
@@ -85,7 +92,9 @@ def squared(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
     y_hat = model(batch["x"])
     y = batch["y"].reshape(y_hat.shape)
     l_B = 0.5 * jnp.sum((y_hat - y) ** 2, axis=tuple(range(1, y.ndim)))
-    return l_B.mean(), {"loss": l_B.sum(), "count": _count(y)}
+    w_B = example_weights(batch, l_B.shape[0])
+    mean, total = _weighted(l_B, w_B)
+    return mean, {"loss": total, "count": w_B.sum()}
 
 
 @register_loss("mse")
@@ -94,7 +103,9 @@ def mse(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
     y_hat = model(batch["x"])
     y = batch["y"].reshape(y_hat.shape)
     se_B = jnp.mean((y_hat - y) ** 2, axis=tuple(range(1, y.ndim)))
-    return se_B.mean(), {"loss": se_B.sum(), "count": _count(y)}
+    w_B = example_weights(batch, se_B.shape[0])
+    mean, total = _weighted(se_B, w_B)
+    return mean, {"loss": total, "count": w_B.sum()}
 
 
 @register_loss("lm")
@@ -104,11 +115,13 @@ def language_model(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
     with perplexity reported."""
     logits_BTV = model(batch["x"])
     ce_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, batch["y"])
-    total = ce_BT.sum()
-    return ce_BT.mean(), {
+    w_BT = example_weights(batch, ce_BT.shape[0])[:, None] * jnp.ones_like(ce_BT)
+    total = (ce_BT * w_BT).sum()
+    tokens = w_BT.sum()
+    return total / jnp.maximum(tokens, 1.0), {
         "loss": total,
         "perplexity": total,
-        "count": jnp.asarray(ce_BT.size, jnp.float32),
+        "count": tokens,
     }
 
 
@@ -130,6 +143,7 @@ def seq2seq(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
     logits_BTV = model(batch["x"], batch["dec_x"], batch["x_len"])
     ce_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV, batch["y"])
     mask_BT = sequence_mask(batch["y_len"], batch["y"].shape[1])
+    mask_BT = mask_BT * example_weights(batch, mask_BT.shape[0])[:, None]
     tokens = mask_BT.sum()
     total = (ce_BT * mask_BT).sum()
     correct = ((jnp.argmax(logits_BTV, -1) == batch["y"]) * mask_BT).sum()
@@ -154,17 +168,18 @@ def bert_pretrain(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
     mlm_BPV, nsp_B2 = model(
         batch["tokens"], batch["segments"], batch["valid_len"], batch["mlm_positions"]
     )
-    w_BP = batch["mlm_weights"].astype(jnp.float32)
+    e_B = example_weights(batch, nsp_B2.shape[0])
+    w_BP = batch["mlm_weights"].astype(jnp.float32) * e_B[:, None]
     ce_BP = optax.softmax_cross_entropy_with_integer_labels(mlm_BPV, batch["mlm_labels"])
     mlm = (ce_BP * w_BP).sum() / (w_BP.sum() + 1e-8)
     nsp_B = optax.softmax_cross_entropy_with_integer_labels(nsp_B2, batch["nsp_label"])
-    nsp = nsp_B.mean()
-    n = _count(batch["nsp_label"])
-    correct = (jnp.argmax(nsp_B2, -1) == batch["nsp_label"]).sum().astype(jnp.float32)
+    nsp, nsp_total = _weighted(nsp_B, e_B)
+    n = e_B.sum()
+    correct = ((jnp.argmax(nsp_B2, -1) == batch["nsp_label"]) * e_B).sum()
     return mlm + nsp, {
         "loss": (mlm + nsp) * n,
         "mlm_loss": mlm * n,
-        "nsp_loss": nsp_B.sum(),
+        "nsp_loss": nsp_total,
         "nsp_accuracy": correct,
         "count": n,
     }
@@ -176,9 +191,7 @@ def bert_classification(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict
     valid_len)`` gives logits ``(B, C)`` for the integer labels ``batch['y']``."""
     logits_BC = model(batch["tokens"], batch["segments"], batch["valid_len"])
     ce_B = optax.softmax_cross_entropy_with_integer_labels(logits_BC, batch["y"])
+    w_B = example_weights(batch, ce_B.shape[0])
+    mean, total = _weighted(ce_B, w_B)
     correct_B = jnp.argmax(logits_BC, axis=-1) == batch["y"]
-    return ce_B.mean(), {
-        "loss": ce_B.sum(),
-        "accuracy": correct_B.sum().astype(jnp.float32),
-        "count": _count(batch["y"]),
-    }
+    return mean, {"loss": total, "accuracy": (correct_B * w_B).sum(), "count": w_B.sum()}

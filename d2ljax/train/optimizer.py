@@ -3,6 +3,11 @@
 ``make_optimizer(name, learning_rate, ...)`` returns one optax chain:
 ``clip_by_global_norm`` (if ``grad_clip``) -> decoupled weight decay on weights (if
 ``weight_decay``; the book decays weights, not biases) -> the optimizer with its schedule.
+
+The learning rate lives in the optimizer *state* (``optax.inject_hyperparams``): a run with another
+rate runs the same compiled step (:func:`set_learning_rate` changes it in a state). The chain is
+returned as an :class:`Optimizer`, which compares equal to any optimizer built from the same
+recipe with another constant rate, so a compiled step is reused across such runs (a tuner's trials).
 The from-scratch versions the course writes live in :mod:`d2ljax.optim` and are selected with the
 ``scratch_`` prefix (e.g. ``scratch_sgd``).
 """
@@ -10,14 +15,18 @@ The from-scratch versions the course writes live in :mod:`d2ljax.optim` and are 
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import optax
 
 _OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "sgd": optax.sgd,
-    "momentum": lambda learning_rate, momentum=0.9, **kw: optax.sgd(learning_rate, momentum, **kw),
+    "momentum": lambda learning_rate, momentum=0.9, nesterov=False: optax.sgd(
+        learning_rate, momentum, nesterov
+    ),
     "adagrad": optax.adagrad,
     "rmsprop": optax.rmsprop,
     "adadelta": optax.adadelta,
@@ -77,6 +86,83 @@ def _decay_mask(params):
     return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
+class Optimizer:
+    """An optax transformation (``init``/``update``) with a hashable ``recipe``: two optimizers
+    are equal when their recipes are, i.e. when they differ at most in values kept in the
+    optimizer state (the constant learning rate). ``tx`` is the underlying optax chain."""
+
+    def __init__(self, tx: optax.GradientTransformation, recipe: tuple):
+        self.tx, self.recipe = tx, recipe
+
+    def init(self, params):
+        return self.tx.init(params)
+
+    def update(self, updates, state, params=None, **extra_args):
+        return self.tx.update(updates, state, params, **extra_args)
+
+    def __eq__(self, other):
+        return isinstance(other, Optimizer) and self.recipe == other.recipe
+
+    def __hash__(self):
+        return hash(self.recipe)
+
+    def __repr__(self):
+        return f"Optimizer{self.recipe}"
+
+
+def _frozen(value: Any):
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+_INJECTED = (optax.InjectHyperparamsState, optax.InjectStatefulHyperparamsState)
+
+
+def _hyperparams(opt_state) -> dict | None:
+    """The ``hyperparams`` dict of the injected optimizer inside ``opt_state``."""
+    found = []
+
+    def visit(node):
+        if isinstance(node, _INJECTED):
+            found.append(node.hyperparams)
+        elif isinstance(node, tuple | list):
+            for child in node:
+                visit(child)
+
+    visit(opt_state)
+    return found[0] if found else None
+
+
+def learning_rate(opt_state) -> jax.Array | None:
+    """The learning rate an :func:`make_optimizer` state will use next (None if not injected)."""
+    hp = _hyperparams(opt_state)
+    return None if hp is None else hp.get("learning_rate")
+
+
+def set_learning_rate(opt_state, value: float):
+    """A copy of ``opt_state`` whose (constant) learning rate is ``value``; same structure, so the
+    compiled step that takes it is reused."""
+    hp = _hyperparams(opt_state)
+    if hp is None or "learning_rate" not in hp:
+        raise ValueError("this optimizer state has no injected learning rate")
+
+    def replace(node):
+        if isinstance(node, _INJECTED):
+            old = node.hyperparams["learning_rate"]
+            new = jax.device_put(jax.numpy.asarray(value, old.dtype), old.sharding)
+            return node._replace(hyperparams={**node.hyperparams, "learning_rate": new})
+        if isinstance(node, tuple) and not hasattr(node, "_fields"):
+            return tuple(replace(c) for c in node)
+        if isinstance(node, list):
+            return [replace(c) for c in node]
+        return node
+
+    return replace(opt_state)
+
+
 def make_optimizer(
     name: str = "sgd",
     learning_rate: float = 0.1,
@@ -104,5 +190,11 @@ def make_optimizer(
         parts.append(optax.clip_by_global_norm(grad_clip))
     if weight_decay:
         parts.append(optax.add_decayed_weights(weight_decay, mask=_decay_mask))
-    parts.append(factory(lr, **kwargs))
-    return optax.chain(*parts) if len(parts) > 1 else parts[0]
+    parts.append(optax.inject_hyperparams(functools.partial(factory, **kwargs))(learning_rate=lr))
+    # A schedule closes over the rate (it is compiled in); a constant rate is state.
+    recipe = (name, weight_decay, grad_clip, _frozen(schedule), _frozen(kwargs), total_steps)
+    if schedule:
+        recipe += (learning_rate,)
+    elif callable(learning_rate):
+        recipe += (learning_rate,)
+    return Optimizer(optax.chain(*parts) if len(parts) > 1 else parts[0], recipe)

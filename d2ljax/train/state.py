@@ -30,8 +30,16 @@ class TrainState(struct.PyTreeNode):
     rng_streams: tuple[str, ...] = struct.field(pytree_node=False, default=())
 
     @classmethod
-    def create(cls, model: nnx.Module, tx: optax.GradientTransformation, *, seed: int = 0):
-        """Split ``model`` (in train and in eval mode) and initialise the optimizer."""
+    def create(
+        cls,
+        model: nnx.Module,
+        tx: optax.GradientTransformation,
+        *,
+        seed: int = 0,
+        rng: jax.Array | None = None,
+    ):
+        """Split ``model`` (in train and in eval mode) and initialise the optimizer; the state's
+        RNG key (dropout streams are reseeded from it every step) is ``rng`` or ``key(seed)``."""
         model.eval()
         eval_graphdef, _, _ = nnx.split(model, nnx.Param, ...)
         model.train()
@@ -44,7 +52,7 @@ class TrainState(struct.PyTreeNode):
             params=params,
             model_state=model_state,
             opt_state=tx.init(params),
-            rng=jax.random.key(seed),
+            rng=jax.random.key(seed) if rng is None else rng,
             graphdef=graphdef,
             eval_graphdef=eval_graphdef,
             tx=tx,

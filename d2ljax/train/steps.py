@@ -50,7 +50,8 @@ def _cast_floats(tree, dtype):
 
 class _Float32Outputs:
     """The model as the loss function sees it under mixed precision: same attributes, but every
-    floating output of a call is float32, so the loss (softmax, log, sums) runs in float32."""
+    floating output of a call -- of the model, of any of its methods, of any submodule -- is
+    float32, so the loss (softmax, log, sums) runs in float32."""
 
     def __init__(self, model):
         self._model = model
@@ -59,7 +60,29 @@ class _Float32Outputs:
         return _cast_floats(self._model(*args, **kwargs), jnp.float32)
 
     def __getattr__(self, name):
-        return getattr(self._model, name)
+        attr = getattr(self._model, name)
+        if isinstance(attr, nnx.Module):
+            return _Float32Outputs(attr)
+        if callable(attr):
+            return lambda *a, **k: _cast_floats(attr(*a, **k), jnp.float32)
+        return attr
+
+
+def _masked_batch_norms(model: nnx.Module, mask_B: jax.Array) -> None:
+    """Make every ``nnx.BatchNorm`` of ``model`` (a copy merged inside the trace) compute its
+    batch statistics over the rows where ``mask_B`` is 1, so the zero rows that pad an epoch's
+    last batch change neither the normalisation nor the moving statistics."""
+    for _, module in nnx.iter_graph(model):
+        if isinstance(module, nnx.BatchNorm):
+            base = type(module)
+
+            def call(self, x, use_running_average=None, *, mask=None, _base=base):
+                if mask is None:
+                    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+                    mask = jnp.broadcast_to(mask_B.reshape(shape) > 0, x.shape)
+                return _base.__call__(self, x, use_running_average, mask=mask)
+
+            module.__class__ = type(base.__name__, (base,), {"__call__": call})
 
 
 def _reseed(model: nnx.Module, streams: tuple[str, ...], key: jax.Array) -> None:
@@ -95,6 +118,8 @@ def train_step(
         if dtype is not None:
             params = _cast_floats(params, dtype)
         model = nnx.merge(state.graphdef, params, model_state, copy=True)
+        if "mask" in batch:
+            _masked_batch_norms(model, batch["mask"])
         seen = model if dtype is None else _Float32Outputs(model)
         loss, metrics = loss_fn(seen, batch)
         loss = loss.astype(jnp.float32) + _regularization(model).astype(jnp.float32)

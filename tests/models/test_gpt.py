@@ -14,6 +14,7 @@ from d2ljax.data import ArrayLoader
 from d2ljax.data.text import Vocab
 from d2ljax.models import get_model, list_models
 from d2ljax.models.gpt import GPT, generate, num_params_formula
+from d2ljax.tasks import SupervisedTask
 from d2ljax.train import fit
 
 V = 11
@@ -147,11 +148,9 @@ def test_learns_repeating_text():
     data = {"x": windows[:, :-1].copy(), "y": windows[:, 1:].copy()}
     model = GPT(V, **TINY, rngs=nnx.Rngs(0))
     res = fit(
-        model,
+        SupervisedTask(model, optax.adam(3e-2), "lm"),
         ArrayLoader(data, 32, seed=0),
-        optimizer=optax.adam(3e-2),
         epochs=20,
-        loss_fn="lm",
         plot=False,
         log=lambda line: None,
     )

@@ -17,6 +17,7 @@ from flax import nnx
 
 from d2ljax.data import ArrayLoader
 from d2ljax.parallel import distributed
+from d2ljax.tasks import SupervisedTask
 from d2ljax.train import fit
 
 WORKER = textwrap.dedent(
@@ -30,15 +31,17 @@ WORKER = textwrap.dedent(
     from flax import nnx
     from d2ljax.parallel import make_mesh, data_sharding
     from d2ljax.train import fit
+    from d2ljax.tasks import SupervisedTask
     sys.path.insert(0, sys.argv[4])
     from test_distributed import Net, blobs
     assert jax.process_count() == 2 and jax.device_count() == 4
     assert jax.local_device_count() == 2
     mesh = make_mesh({"data": -1})
     train = distributed.ProcessLocalLoader(blobs(), 32, sharding=data_sharding(mesh), seed=0)
-    res = fit(Net(nnx.Rngs(0)), train, val_data=distributed.ProcessLocalLoader(
+    res = fit(SupervisedTask(Net(nnx.Rngs(0)), optax.adam(0.01)), train,
+              val_data=distributed.ProcessLocalLoader(
                   blobs(), 64, sharding=data_sharding(mesh), shuffle=False),
-              optimizer=optax.adam(0.01), epochs=2, workdir=workdir, mesh=mesh,
+              epochs=2, workdir=workdir, mesh=mesh,
               progress=False, log=lambda s: print(f"[{pid}] {s}", flush=True))
     leaf = res.state.params["l1"]["kernel"][...]
     assert not leaf.is_fully_addressable and leaf.is_fully_replicated
@@ -121,10 +124,9 @@ def test_two_processes_match_one(tmp_path):
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]
 
     single = fit(
-        Net(nnx.Rngs(0)),
+        SupervisedTask(Net(nnx.Rngs(0)), optax.adam(0.01)),
         ArrayLoader(blobs(), 32, seed=0),
         val_data=ArrayLoader(blobs(), 64, shuffle=False),
-        optimizer=optax.adam(0.01),
         epochs=2,
         mesh=None,
         progress=False,

@@ -18,6 +18,7 @@ import numpy as np, optax
 from flax import nnx
 import d2ljax.parallel.mesh as mesh_mod
 from d2ljax.data import ArrayLoader
+from d2ljax.tasks import SupervisedTask
 from d2ljax.data.pipeline import image_transform
 from d2ljax.models.mlp import MLP
 from d2ljax.train import fit
@@ -27,7 +28,7 @@ rng = np.random.default_rng(0)
 n = 256 * 400
 data = {"x": rng.integers(0, 256, (n, 28, 28, 1), np.uint8), "y": rng.integers(0, 10, n, np.int32)}
 loader = ArrayLoader(data, 256, seed=0, on_device=True, transform=image_transform())
-res = fit(MLP(rngs=nnx.Rngs(0)), loader, optimizer=optax.sgd(0.1),
+res = fit(SupervisedTask(MLP(rngs=nnx.Rngs(0)), optax.sgd(0.1)), loader,
           epochs=1, progress=False, log=lambda s: None, steps_per_call=1)  # a call per step
 assert len(res.state.params["hidden"]["kernel"][...].sharding.device_set) == 2
 print("ok", res.history["train_loss"][-1])

@@ -26,6 +26,7 @@ def test_data_parallel_fit_matches_single_device():
         from d2ljax.data import ArrayLoader
         from d2ljax.parallel import make_mesh, batch_sharding
         from d2ljax.train import fit
+        from d2ljax.tasks import SupervisedTask
         rng = np.random.default_rng(0)
         d = {"x": rng.normal(size=(256, 8)).astype(np.float32),
              "y": rng.integers(0, 3, 256).astype(np.int32)}
@@ -33,7 +34,7 @@ def test_data_parallel_fit_matches_single_device():
             sh = batch_sharding(mesh) if mesh is not None else None
             loader = ArrayLoader(d, 32, seed=0, sharding=sh, on_device=True)
             model = nnx.Linear(8, 3, rngs=nnx.Rngs(0))
-            return fit(model, loader, optimizer=optax.sgd(0.1), epochs=2, mesh=mesh,
+            return fit(SupervisedTask(model, optax.sgd(0.1)), loader, epochs=2, mesh=mesh,
                        progress=False, log=lambda s: None)
         single = run(None)
         mesh = make_mesh({"data": 4})

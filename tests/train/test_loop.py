@@ -7,6 +7,7 @@ import pytest
 from flax import nnx
 
 from d2ljax.data import ArrayLoader
+from d2ljax.tasks import SupervisedTask
 from d2ljax.train import EarlyStopping, fit, make_optimizer
 
 
@@ -40,10 +41,9 @@ def run(tmp_path, epochs, resume=False, **kw):
     train, val = loaders()
     model = Net(rngs=nnx.Rngs(params=0, dropout=1))
     return fit(
-        model,
+        SupervisedTask(model, make_optimizer("sgd", 0.1, grad_clip=1.0)),
         train,
         val_data=val,
-        optimizer=make_optimizer("sgd", 0.1, grad_clip=1.0),
         epochs=epochs,
         workdir=tmp_path,
         resume=resume,
@@ -99,10 +99,9 @@ def test_early_stopping_from_history():
 def test_early_stopping_stops_fit(tmp_path):
     train, val = loaders()
     res = fit(
-        nnx.Linear(5, 4, rngs=nnx.Rngs(0)),
+        SupervisedTask(nnx.Linear(5, 4, rngs=nnx.Rngs(0)), optax.sgd(0.0)),
         train,
         val_data=val,
-        optimizer=optax.sgd(0.0),
         epochs=10,
         callbacks=[EarlyStopping(patience=1)],
         progress=False,
@@ -115,10 +114,9 @@ def test_progress_bar_runs(tmp_path, capsys, on_device):
     train = ArrayLoader(blobs(600, 1), 64, seed=0, on_device=on_device)
     val = ArrayLoader(blobs(200, 2), 100, shuffle=False, on_device=on_device)
     fit(
-        Net(rngs=nnx.Rngs(0)),
+        SupervisedTask(Net(rngs=nnx.Rngs(0)), optax.sgd(0.1)),
         train,
         val_data=val,
-        optimizer=optax.sgd(0.1),
         epochs=1,
         progress=True,
         steps_per_call=4,
@@ -147,50 +145,90 @@ def test_predict_applies_transform_in_eval_mode():
     np.testing.assert_allclose(out, np.asarray(expected), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("steps_per_call", [1, 16])
-def test_train_step_compiles_once(monkeypatch, steps_per_call):
-    """The state and the metric sums are committed to the device before the first step, so the
-    step's outputs feed back without a second compilation (one call per batch, or the scanned
-    calls over the on-device data)."""
-    import d2ljax.train.loop as loop
+@pytest.mark.parametrize("on_device", [True, False])
+def test_one_train_and_one_eval_program_per_run(on_device):
+    """A dataset whose size is no multiple of the batch (600 = 9 x 64 + 24; 250 = 2 x 100 + 50)
+    and an epoch that is no multiple of the chunk (10 steps in chunks of 4): after two epochs
+    each program fit used has compiled exactly once -- the last batch is padded with a mask,
+    the last chunk with steps that do nothing -- and it all runs with no implicit transfer."""
+    import jax
 
-    made, scanned = [], []
-    original, original_scan = loop.make_steps, loop.scan_steps
-    monkeypatch.setattr(
-        loop, "make_steps", lambda loss, **kw: made.append(original(loss, **kw)) or made[-1]
-    )
-    monkeypatch.setattr(
-        loop, "scan_steps", lambda *a: scanned.append(original_scan(*a)) or scanned[-1]
-    )
-    d = blobs(320, 3)
-    fit(
-        Net(rngs=nnx.Rngs(0)),
-        ArrayLoader(d, 64, on_device=True),
-        val_data=ArrayLoader(d, 64, shuffle=False, on_device=True),
-        optimizer=optax.sgd(0.1),
-        epochs=3,
-        progress=False,
-        steps_per_call=steps_per_call,
-    )
-    if not hasattr(made[0].train, "_cache_size"):
-        pytest.skip("this jax has no _cache_size on jitted functions")
-    if steps_per_call == 1:
-        assert not scanned
-        assert made[0].train._cache_size() == 1
-        assert made[0].eval._cache_size() == 1
-    else:  # 5 batches: one call of 5 steps per epoch, for training and for validation
-        assert [f._cache_size() for f in scanned[0] + scanned[1]] == [1, 0, 0, 1]
-        assert made[0].train._cache_size() == 0
+    from d2ljax.train import programs
+
+    programs.clear()
+    train = ArrayLoader(blobs(600, 1), 64, seed=3, on_device=on_device)
+    val = ArrayLoader(blobs(250, 2), 100, shuffle=False, on_device=on_device)
+    task = SupervisedTask(Net(rngs=nnx.Rngs(0)), optax.sgd(0.1))
+    with jax.transfer_guard("disallow"):
+        res = fit(
+            task,
+            train,
+            val_data=val,
+            epochs=2,
+            steps_per_call=4,
+            progress=False,
+            log=lambda s: None,
+        )
+    kinds = ["train_chunk", "eval_chunk"] if on_device else ["train_batch", "eval_batch"]
+    assert programs.compiled_programs() == [(k, 1) for k in kinds]
+    assert int(res.state.step) == 20
+
+
+def test_evaluate_and_predict_reuse_their_programs():
+    """``evaluate`` runs fit's eval program and ``predict`` keeps its forward pass: calling them
+    again (on new data of the same shape) compiles nothing."""
+    from d2ljax.data import image_transform
+    from d2ljax.train import evaluate, predict, programs
+
+    programs.clear()
+    task = SupervisedTask(Net(rngs=nnx.Rngs(0)), optax.sgd(0.1))
+    train, val = loaders()
+    res = fit(task, train, val_data=val, epochs=1, progress=False, log=lambda s: None)
+    before = dict(programs.compiled_programs())
+    m1 = evaluate(task, res.state, val)
+    m2 = evaluate(task, res.state, ArrayLoader(blobs(200, 9), 100, shuffle=False))
+    assert m1["loss"] == pytest.approx(res.history["val_loss"][-1], rel=1e-6)
+    assert m2["loss"] != m1["loss"]
+    model = nnx.Sequential(lambda x: x.reshape(x.shape[0], -1), nnx.Linear(4, 2, rngs=nnx.Rngs(0)))
+    raw = np.arange(7 * 4, dtype=np.uint8).reshape(7, 2, 2, 1)
+    transform = image_transform()
+    predict(model, raw, transform=transform, batch_size=4)
+    predict(model, raw[::-1].copy(), transform=transform, batch_size=4)
+    after = programs.compiled_programs()
+    assert ("predict", 1) in after
+    assert dict(after)["eval_batch"] == before.get("eval_batch", 1) == 1
+
+
+def test_runs_differing_only_in_learning_rate_compile_once():
+    """The learning rate lives in the optimizer state: a second run with another rate (a
+    tuner's next trial: a new model, a new task) runs the programs the first compiled."""
+    import jax
+
+    from d2ljax.train import learning_rate, programs
+
+    programs.clear()
+    train, val = loaders()
+    results = []
+    for lr in (0.1, 0.02):
+        task = SupervisedTask(
+            Net(rngs=nnx.Rngs(params=0, dropout=1)), make_optimizer("sgd", lr, grad_clip=1.0)
+        )
+        results.append(
+            fit(task, train, val_data=val, epochs=2, progress=False, log=lambda s: None)
+        )
+        assert float(learning_rate(results[-1].state.opt_state)) == pytest.approx(lr)
+    assert programs.compiled_programs() == [("train_batch", 1), ("eval_batch", 1)]
+    a, b = (jax.tree.leaves(r.state.params) for r in results)
+    assert not all(np.allclose(x, y) for x, y in zip(a, b, strict=True))  # the rate mattered
 
 
 def _run_chunked(steps_per_call, **kw):
     train = ArrayLoader(blobs(600, 1), 64, seed=3, **kw)  # 9 full batches and one of 24
     val = ArrayLoader(blobs(250, 2), 100, shuffle=False, **kw)  # 2 full batches and one of 50
     return fit(
-        Net(rngs=nnx.Rngs(0)),
+        SupervisedTask(Net(rngs=nnx.Rngs(0)), optax.sgd(0.1)),
         train,
         val_data=val,
-        optimizer=optax.sgd(0.1),
         epochs=2,
         steps_per_call=steps_per_call,
         progress=False,
@@ -224,26 +262,48 @@ def test_scanned_steps_equal_one_call_per_batch():
     assert ref.history["val_accuracy"][-1] > 0.8  # it learned: the runs compared are not trivial
 
 
+def test_a_custom_loss_sees_the_mask():
+    """The padded rows of the last batch carry mask 0: a loss that weights by it gets the
+    metrics of the real rows only (600 examples counted, not 640)."""
+    from d2ljax.train.losses import classification
+
+    seen = []
+
+    def loss(model, batch):
+        seen.append(batch["mask"].shape)
+        return classification(model, batch)
+
+    train = ArrayLoader(blobs(600, 1), 64, seed=3, on_device=True)
+    res = fit(SupervisedTask(Net(rngs=nnx.Rngs(0)), optax.sgd(0.1), loss), train, epochs=1,
+              progress=False, log=lambda s: None)
+    assert seen[0] == (64,)
+    assert 0.0 < res.history["train_accuracy"][0] <= 1.0
+
+
 def test_steps_per_call_must_be_positive():
     with pytest.raises(ValueError, match="steps_per_call must be >= 1, got 0"):
         _run_chunked(0, on_device=True)
 
 
 def test_chunks_cover_the_epoch_in_order():
-    from d2ljax.train.loop import _chunks, _scan_source
-
-    loader = ArrayLoader(blobs(600, 1), 64, seed=3, on_device=True)
-    order = np.concatenate(ArrayLoader(blobs(600, 1), 64, seed=3).next_indices())
-    chunks = _chunks(loader, 4)
-    assert [c.shape for c in chunks] == [(4, 64), (4, 64), (1, 64), (1, 24)]
-    np.testing.assert_array_equal(np.concatenate([c.ravel() for c in chunks]), order)
-    assert [c.shape for c in _chunks(loader, None)] == [(9, 64), (1, 24)]
-    assert loader.epoch == 2  # each call is the next epoch, as iterating is
-    # What runs batch by batch: host loaders, steps_per_call=1, other iterables.
     import jax
 
+    from d2ljax.train.loop import _scan_source
+    from d2ljax.train.programs import epoch_chunks
+
+    loader = ArrayLoader(blobs(600, 1), 64, seed=3, on_device=True)
+    indices = ArrayLoader(blobs(600, 1), 64, seed=3).next_indices()
+    chunks = epoch_chunks(indices, 64, 4)
+    assert [(i.shape, m.shape, v.shape) for i, m, v in chunks] == [((4, 64), (4, 64), (4,))] * 3
+    idx = np.concatenate([i for i, _, _ in chunks])
+    mask = np.concatenate([m for _, m, _ in chunks])
+    valid = np.concatenate([v for _, _, v in chunks])
+    np.testing.assert_array_equal(valid, [True] * 10 + [False] * 2)
+    np.testing.assert_array_equal(mask.sum(1), [64] * 9 + [24, 0, 0])
+    np.testing.assert_array_equal(idx[mask > 0], np.concatenate(indices))
+    assert [len(c[0]) for c in epoch_chunks(indices, 64, 1000)] == [10]
+    # What runs batch by batch: host loaders, other iterables.
     device = jax.local_devices()[0]
-    assert _scan_source(loader, 16, None, device) is loader
-    assert _scan_source(loader, 1, None, device) is None
-    assert _scan_source(ArrayLoader(blobs(64, 1), 64), 16, None, device) is None
-    assert _scan_source([{"x": np.zeros((2, 5))}], 16, None, device) is None
+    assert _scan_source(loader, None, device) is loader
+    assert _scan_source(ArrayLoader(blobs(64, 1), 64), None, device) is None
+    assert _scan_source([{"x": np.zeros((2, 5))}], None, device) is None

@@ -16,6 +16,7 @@ from flax import nnx
 
 from d2ljax.data import ArrayLoader
 from d2ljax.parallel import make_mesh, param_spec, state_shardings
+from d2ljax.tasks import SupervisedTask
 from d2ljax.train import fit
 
 
@@ -82,13 +83,14 @@ def test_fsdp_equals_data_parallel_equals_one_device():
         from d2ljax.data import ArrayLoader
         from d2ljax.parallel import make_mesh, data_sharding
         from d2ljax.train import fit
+        from d2ljax.tasks import SupervisedTask
         __import__("sys").path.insert(0, __import__("sys").argv[1])
         from test_parallel_fit import MLP, blobs
         def run(mesh, epochs=2, **kw):
             sh = data_sharding(mesh) if mesh is not None else None
             train = ArrayLoader(blobs(), 64, seed=0, sharding=sh)
             val = ArrayLoader(blobs(128, 1), 64, shuffle=False, sharding=sh)
-            return fit(MLP(rngs=nnx.Rngs(0)), train, val_data=val, optimizer=optax.adam(1e-2),
+            return fit(SupervisedTask(MLP(rngs=nnx.Rngs(0)), optax.adam(1e-2)), train, val_data=val,
                        epochs=epochs, mesh=mesh, fsdp_min_size=100, progress=False,
                        log=lambda s: None, **kw)
         one = run(None)
@@ -113,12 +115,13 @@ def test_fsdp_equals_data_parallel_equals_one_device():
         chex.assert_trees_all_equal(host(fsdp), host(resumed))
         # fit's default on several devices: data parallel over all of them, even from a loader
         # that puts batches on one device.
-        auto = fit(MLP(rngs=nnx.Rngs(0)), ArrayLoader(blobs(), 64, seed=0),
-                   optimizer=optax.adam(1e-2), epochs=1, progress=False, log=lambda s: None)
+        auto = fit(SupervisedTask(MLP(rngs=nnx.Rngs(0)), optax.adam(1e-2)),
+                   ArrayLoader(blobs(), 64, seed=0), epochs=1, progress=False, log=lambda s: None)
         assert len(auto.state.params["l1"]["kernel"][...].sharding.device_set) == 8
         with pytest.raises(ValueError, match="divisible by the data-parallel size 8"):
-            fit(MLP(rngs=nnx.Rngs(0)), ArrayLoader(blobs(), 60, seed=0, drop_remainder=True),
-                optimizer=optax.sgd(0.1), epochs=1, mesh={"data": 8}, progress=False)
+            fit(SupervisedTask(MLP(rngs=nnx.Rngs(0)), optax.sgd(0.1)),
+                ArrayLoader(blobs(), 60, seed=0, drop_remainder=True), epochs=1,
+                mesh={"data": 8}, progress=False)
         print("ok")
         """
     )
@@ -128,7 +131,8 @@ def test_fsdp_equals_data_parallel_equals_one_device():
 def test_scanned_steps_on_a_mesh_equal_one_call_per_batch():
     """On-device loaders sharded over the mesh: fit runs chunks of steps as one compiled scan
     (each step gathers its batch and lays it out over the data axes). Data parallel (8) and
-    FSDP (2 x 4) scanned runs end with the parameters of one call per batch (equal to 1e-6)
+    FSDP (2 x 4) scanned runs end with the parameters of a host loader's one call per batch
+    (equal to 1e-6)
     and of one device (1e-5, as above)."""
     code = textwrap.dedent(
         """
@@ -137,24 +141,24 @@ def test_scanned_steps_on_a_mesh_equal_one_call_per_batch():
         from d2ljax.data import ArrayLoader
         from d2ljax.parallel import make_mesh, data_sharding
         from d2ljax.train import fit
+        from d2ljax.tasks import SupervisedTask
         __import__("sys").path.insert(0, __import__("sys").argv[1])
         from test_parallel_fit import MLP, blobs
-        def run(mesh, steps_per_call):
+        def run(mesh, steps_per_call, on_device=True):
             sh = data_sharding(mesh) if mesh is not None else None
-            train = ArrayLoader(blobs(), 64, seed=0, sharding=sh, on_device=True)
-            val = ArrayLoader(blobs(128, 1), 64, shuffle=False, sharding=sh, on_device=True)
-            if mesh is not None:  # the scanned path is the one taken
+            train = ArrayLoader(blobs(), 64, seed=0, sharding=sh, on_device=on_device)
+            val = ArrayLoader(blobs(128, 1), 64, shuffle=False, sharding=sh, on_device=on_device)
+            if mesh is not None:  # the scanned path is the one taken for on-device data
                 from d2ljax.train.loop import _scan_source
-                assert _scan_source(train, steps_per_call, mesh, None) is (
-                    train if steps_per_call > 1 else None)
-            res = fit(MLP(rngs=nnx.Rngs(0)), train, val_data=val, optimizer=optax.adam(1e-2),
+                assert _scan_source(train, mesh, None) is (train if on_device else None)
+            res = fit(SupervisedTask(MLP(rngs=nnx.Rngs(0)), optax.adam(1e-2)), train, val_data=val,
                       epochs=2, mesh=mesh, fsdp_min_size=100, progress=False,
                       log=lambda s: None, steps_per_call=steps_per_call)
             return jax.device_get(res.state.params), res.history["val_loss"]
         one, one_val = run(None, 3)
         for shape in ({"data": 8}, {"data": 2, "fsdp": 4}):
             scanned, val = run(make_mesh(shape), 3)
-            stepped, _ = run(make_mesh(shape), 1)
+            stepped, _ = run(make_mesh(shape), 1, on_device=False)
             chex.assert_trees_all_close(scanned, stepped, rtol=1e-6, atol=1e-6)
             chex.assert_trees_all_close(scanned, one, rtol=1e-5, atol=1e-5)
             chex.assert_trees_all_close(val, one_val, rtol=1e-5)
@@ -166,12 +170,10 @@ def test_scanned_steps_on_a_mesh_equal_one_call_per_batch():
 
 def _run(precision, epochs=3):
     return fit(
-        MLP(rngs=nnx.Rngs(0)),
+        SupervisedTask(MLP(rngs=nnx.Rngs(0)), optax.adam(1e-2), precision=precision),
         ArrayLoader(blobs(), 64, seed=0),
         val_data=ArrayLoader(blobs(256, 1), 128, shuffle=False),
-        optimizer=optax.adam(1e-2),
         epochs=epochs,
-        precision=precision,
         progress=False,
         log=lambda s: None,
     )

@@ -136,3 +136,36 @@ def test_regularization_is_added_to_the_loss():
 def test_unknown_loss_lists_known():
     with pytest.raises(ValueError, match="known losses: .*classification"):
         get_loss("clasification")
+
+
+def test_a_padded_batch_with_its_mask_equals_the_unpadded_batch():
+    """fit pads an epoch's last batch with zero rows and a mask: the loss weights rows by it and
+    every ``nnx.BatchNorm`` computes its statistics over the real rows only, so the step equals
+    the step on the smaller batch (parameters, moving statistics, metrics)."""
+    import optax
+
+    from d2ljax.train.programs import pad_batch
+
+    class BNNet(nnx.Module):
+        def __init__(self, rngs):
+            self.l1 = nnx.Linear(5, 16, rngs=rngs)
+            self.bn = nnx.BatchNorm(16, momentum=0.9, rngs=rngs)
+            self.l2 = nnx.Linear(16, 3, rngs=rngs)
+
+        def __call__(self, x):
+            return self.l2(nnx.relu(self.bn(self.l1(x))))
+
+    rng = np.random.default_rng(0)
+    b = {"x": rng.normal(size=(24, 5)).astype(np.float32), "y": rng.integers(0, 3, 24)}
+    b = {k: jnp.asarray(v) for k, v in b.items()}
+    state = TrainState.create(BNNet(nnx.Rngs(0)), optax.sgd(0.5))
+    small, m_small = train_step(state, b, classification)
+    padded, m_pad = train_step(state, pad_batch(b, 64), classification)
+    chex.assert_trees_all_close(small.params, padded.params, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(small.model_state, padded.model_state, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(m_small, m_pad, rtol=1e-5, atol=1e-5)
+    assert float(m_pad["count"]) == 24.0
+    unmasked, _ = train_step(state, {**pad_batch(b, 64), "mask": jnp.ones(64)}, classification)
+    assert not np.allclose(
+        unmasked.model_state["bn"]["mean"][...], small.model_state["bn"]["mean"][...]
+    )

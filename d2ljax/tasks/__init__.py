@@ -1,0 +1,11 @@
+"""Tasks: one file per kind of training, each a :class:`d2ljax.train.Task` that ``fit`` trains.
+
+- :class:`SupervisedTask` -- one model, one optimizer, a loss ``loss_fn(model, batch)`` (chapters
+  3-16: regression, classification, language models, seq2seq, BERT).
+- :class:`GANTask` -- a generator and a discriminator, two optimizers (chapter 20).
+"""
+
+from d2ljax.tasks.gan import GANState, GANTask
+from d2ljax.tasks.supervised import SupervisedTask
+
+__all__ = ["GANState", "GANTask", "SupervisedTask"]
