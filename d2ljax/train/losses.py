@@ -13,7 +13,6 @@ Register new ones with :func:`register_loss` so a config can name them.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 
 import jax
@@ -21,32 +20,28 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from d2ljax.registry import Registry
+
 LossFn = Callable[[nnx.Module, dict], tuple[jax.Array, dict[str, jax.Array]]]
-_LOSSES: dict[str, LossFn] = {}
+#: Loss functions by name (what a config's ``loss`` names).
+LOSSES: Registry[LossFn] = Registry(
+    "loss", error=ValueError, message="unknown loss {name!r}; known losses: {known}.{hint}"
+)
 
 
 def register_loss(name: str):
-    def wrap(fn: LossFn) -> LossFn:
-        _LOSSES[name] = fn
-        return fn
-
-    return wrap
+    """Decorator: register a loss function under ``name``."""
+    return LOSSES.register(name, overwrite=True)
 
 
 def get_loss(name_or_fn: str | LossFn) -> LossFn:
     if callable(name_or_fn):
         return name_or_fn
-    if name_or_fn not in _LOSSES:
-        close = difflib.get_close_matches(name_or_fn, _LOSSES, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(
-            f"unknown loss {name_or_fn!r}; known losses: {', '.join(sorted(_LOSSES))}." + hint
-        )
-    return _LOSSES[name_or_fn]
+    return LOSSES.get(name_or_fn)
 
 
 def list_losses() -> list[str]:
-    return sorted(_LOSSES)
+    return LOSSES.names()
 
 
 def example_weights(batch: dict, n: int) -> jax.Array:

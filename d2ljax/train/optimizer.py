@@ -14,7 +14,6 @@ The from-scratch versions the course writes live in :mod:`d2ljax.optim` and are 
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +21,26 @@ from typing import Any
 import jax
 import optax
 
-_OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
+from d2ljax.registry import Registry
+
+
+def _scratch_optimizers() -> None:
+    from d2ljax import optim
+
+    for name in optim.__all__:  # the optimizers, not their state classes or the schedules
+        if name.islower() and "schedule" not in name:
+            OPTIMIZERS.register(f"scratch_{name}", getattr(optim, name))
+
+
+#: Optimizer factories ``f(learning_rate, **kwargs)`` by name; ``scratch_<name>``: the course's
+#: from-scratch versions (:mod:`d2ljax.optim`).
+OPTIMIZERS: Registry[Callable[..., optax.GradientTransformation]] = Registry(
+    "optimizer",
+    error=ValueError,
+    message="unknown {kind} {name!r}; known: {known}.{hint}",
+    loader=_scratch_optimizers,
+)
+for _name, _factory in {
     "sgd": optax.sgd,
     "momentum": lambda learning_rate, momentum=0.9, nesterov=False: optax.sgd(
         learning_rate, momentum, nesterov
@@ -33,17 +51,18 @@ _OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "adam": optax.adam,
     "adamw": optax.adamw,
     "yogi": optax.yogi,
-}
+}.items():
+    OPTIMIZERS.register(_name, _factory)
+
+_SCHEDULES = Registry(
+    "schedule", error=ValueError, message="unknown {kind} {name!r}; known: {known}.{hint}"
+)
+for _name in ("cosine", "exponential", "piecewise", "linear"):
+    _SCHEDULES.register(_name, _name)
 
 
 def register_optimizer(name: str, factory: Callable[..., optax.GradientTransformation]) -> None:
-    _OPTIMIZERS[name] = factory
-
-
-def _unknown(kind: str, name: str, known) -> ValueError:
-    close = difflib.get_close_matches(name, known, n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return ValueError(f"unknown {kind} {name!r}; known: {', '.join(sorted(known))}.{hint}")
+    OPTIMIZERS.register(name, factory, overwrite=True)
 
 
 def make_schedule(
@@ -58,7 +77,7 @@ def make_schedule(
     if not schedule:
         return learning_rate
     kw = dict(schedule)
-    name = kw.pop("name")
+    name = _SCHEDULES.get(kw.pop("name"))
     if name == "cosine":
         return optax.warmup_cosine_decay_schedule(
             init_value=kw.pop("init_lr", 0.0),
@@ -79,7 +98,7 @@ def make_schedule(
         return optax.linear_schedule(
             learning_rate, kw.pop("final_lr", 0.0), kw.pop("decay_steps", total_steps), **kw
         )
-    raise _unknown("schedule", name, ["cosine", "exponential", "piecewise", "linear"])
+    raise _SCHEDULES.unknown(name)
 
 
 def _decay_mask(params):
@@ -174,16 +193,7 @@ def make_optimizer(
     **kwargs,
 ) -> optax.GradientTransformation:
     """Build the optax chain a config names (see the module docstring)."""
-    if name.startswith("scratch_"):
-        from d2ljax import optim
-
-        factory = getattr(optim, name.removeprefix("scratch_"), None)
-        if factory is None:
-            raise _unknown("optimizer", name, [f"scratch_{n}" for n in optim.__all__])
-    elif name in _OPTIMIZERS:
-        factory = _OPTIMIZERS[name]
-    else:
-        raise _unknown("optimizer", name, _OPTIMIZERS)
+    factory = OPTIMIZERS.get(name)
     lr = make_schedule(learning_rate, schedule, total_steps)
     parts = []
     if grad_clip:

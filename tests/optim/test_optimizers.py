@@ -1,5 +1,7 @@
 """Scratch optimizers of chapter 12 as optax transformations, step for step against optax."""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -177,7 +179,9 @@ def test_minimizes_the_book_function(name):
 def test_make_optimizer_selects_the_scratch_version(name, kwargs):
     lr = 1.0 if name == "adadelta" else 0.05
     built = make_optimizer(f"scratch_{name}", lr, **kwargs)
-    direct = getattr(optim, name)(lr, **kwargs)
+    # make_optimizer keeps the learning rate in the optimizer state (optax.inject_hyperparams)
+    factory = functools.partial(getattr(optim, name), **kwargs)
+    direct = optax.inject_hyperparams(factory)(learning_rate=lr)
     ours, ref = _paths_jit(built, direct, num_steps=3)
     chex.assert_trees_all_close(ours, ref)
 
