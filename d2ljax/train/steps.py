@@ -13,6 +13,7 @@ is differentiable) and the optimizer state and the update stay float32.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -63,7 +64,7 @@ class _Float32Outputs:
         attr = getattr(self._model, name)
         if isinstance(attr, nnx.Module):
             return _Float32Outputs(attr)
-        if callable(attr):
+        if inspect.ismethod(attr):
             return lambda *a, **k: _cast_floats(attr(*a, **k), jnp.float32)
         return attr
 

@@ -169,3 +169,41 @@ def test_a_padded_batch_with_its_mask_equals_the_unpadded_batch():
     assert not np.allclose(
         unmasked.model_state["bn"]["mean"][...], small.model_state["bn"]["mean"][...]
     )
+
+
+def test_bfloat16_every_floating_output_the_loss_sees_is_float32():
+    """Under bf16 compute the loss sees float32 from the model's call, from any other method and
+    from any submodule, while the computation inside runs in bfloat16."""
+    import optax
+
+    class TwoHeads(nnx.Module):
+        def __init__(self, rngs):
+            self.body = nnx.Linear(4, 3, rngs=rngs)
+
+        def __call__(self, x):
+            return self.body(x)
+
+        def features(self, x):
+            return {"h": self.body(x), "n": jnp.ones((), jnp.int32)}
+
+    seen = {}
+
+    def loss(model, batch):
+        out, feats, sub = model(batch["x"]), model.features(batch["x"]), model.body(batch["x"])
+        seen.update(call=out.dtype, method=feats["h"].dtype, int=feats["n"].dtype, sub=sub.dtype)
+        seen["inner"] = model.body.kernel[...].dtype
+        l = (out**2).mean() + (feats["h"] ** 2).mean() + (sub**2).mean()
+        return l, {"loss": l, "count": jnp.float32(1.0)}
+
+    state = TrainState.create(TwoHeads(nnx.Rngs(0)), optax.sgd(0.1))
+    new, _ = jax.jit(lambda s, b: train_step(s, b, loss, "bfloat16"))(
+        state, {"x": jnp.ones((2, 4))}
+    )
+    assert seen == {
+        "call": jnp.float32,
+        "method": jnp.float32,
+        "int": jnp.int32,
+        "sub": jnp.float32,
+        "inner": jnp.bfloat16,
+    }
+    assert new.params["body"]["kernel"][...].dtype == jnp.float32
