@@ -1,4 +1,14 @@
-"""Test-wide settings: offline data, the shared course files, CPU only, quiet progress."""
+"""Test-wide settings: offline data, the shared course files, CPU only, quiet progress, a
+persistent compilation cache, and the ``slow`` tier.
+
+Compiled programs are kept on disk (``$D2LJAX_TEST_JAX_CACHE``, default
+``~/.cache/d2ljax/test-jax-cache``): the xdist workers and the subprocesses of the multi-device
+tests share what one of them compiled, and a second run compiles almost nothing.
+
+``pytest -m "not slow"`` is the development tier: it leaves out the notebooks, the multi-device
+and multi-process runs (subprocesses), the real-data training runs (the ``fashion_mnist``
+fixture) and the tests marked ``slow`` by hand.
+"""
 
 import os
 import tempfile
@@ -17,8 +27,17 @@ if SHARED_DATA.is_dir():
     ]
     os.environ["D2LJAX_DATA_PATH"] = os.pathsep.join(extra)
 os.environ.setdefault("CI", os.environ.get("CI", ""))
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR",
+    os.environ.get("D2LJAX_TEST_JAX_CACHE")
+    or os.path.join(os.path.expanduser("~"), ".cache", "d2ljax", "test-jax-cache"),
+)
 
+import jax  # noqa: E402
 import pytest  # noqa: E402
+
+# Keep every program, however quick to compile: the suite is thousands of small ones.
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +57,21 @@ def fashion_mnist():
         return load_dataset("fashion_mnist")
     except DataNotFoundError as e:
         pytest.skip(f"Fashion-MNIST not available: {e}")
+
+
+_SLOW_DIRS = ("parallel",)
+_SLOW_FILES = ("test_parallel_fit.py", "test_notebooks.py", "test_tpu_scripts.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the slow tier (see the module docstring)."""
+    slow = pytest.mark.slow
+    for item in items:
+        path = Path(str(item.fspath))
+        if (
+            item.get_closest_marker("notebook")
+            or path.name in _SLOW_FILES
+            or path.parent.name in _SLOW_DIRS
+            or "fashion_mnist" in getattr(item, "fixturenames", ())
+        ):
+            item.add_marker(slow)
