@@ -80,6 +80,14 @@ def build_model(cfg: Config, seed: int = 0, info: dict | None = None) -> nnx.Mod
     for k, v in (info or {}).items():
         if k in params and k not in kwargs:
             kwargs[k] = v
+    rngs = nnx.Rngs(params=seed, dropout=seed + 1)
+    if (info or {}).get("pretrained") and "bert" in params and "bert" not in kwargs:
+        # the dataset's token ids are those of a `bert_pretrain` run: start from its BERT
+        from d2ljax.pretrained import load_pretrained_bert
+
+        kwargs["bert"] = load_pretrained_bert(
+            info["pretrained"], kwargs["vocab_size"], dropout=kwargs.get("dropout", 0.1), rngs=rngs
+        )
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         bad = sorted(set(kwargs) - set(params))
         if bad:
@@ -88,7 +96,7 @@ def build_model(cfg: Config, seed: int = 0, info: dict | None = None) -> nnx.Mod
                 f"model {cfg.model.name!r} has no argument(s) {bad}; its arguments: "
                 f"{', '.join(valid)}"
             )
-    return get_model(cfg.model.name, rngs=nnx.Rngs(params=seed, dropout=seed + 1), **kwargs)
+    return get_model(cfg.model.name, rngs=rngs, **kwargs)
 
 
 def _subset(split: dict, limit: int | None) -> dict:

@@ -1,7 +1,8 @@
 """BERT (book 1.0 §15.8), its pretraining heads, and the fine-tuning heads of §16.6–§16.7.
 
-- :func:`get_tokens_and_segments` -- §15.8.4 input representation: ``<cls> a <sep> [b <sep>]``
-  and segment ids (defined with the data pipeline, :mod:`d2ljax.data.wikitext`; re-exported).
+The §15.8.4 input representation (``<cls> a <sep> [b <sep>]`` and segment ids) is built by the
+data pipeline, :func:`d2ljax.data.wikitext.get_tokens_and_segments`.
+
 - :class:`BERTEncoder` -- §15.8.4: token + segment + *learned* position embeddings, then
   ``num_blks`` Transformer encoder blocks (:class:`~d2ljax.models.transformer.
   TransformerEncoderBlock`, with biases as the book's BERT uses them).
@@ -17,23 +18,18 @@
   segments), :class:`TokenTaggingHead` (one linear layer applied to every token) and
   :class:`QuestionAnsweringHead` (start/end scores over the passage tokens).
 - :class:`BERTClassifier` (registered ``"bert_classifier"``) -- §16.7: the pretrained encoder and
-  ``<cls>`` hidden layer, plus a new ``Linear(num_classes)`` output; fine-tuned on SNLI. With
-  ``pretrained=WORKDIR`` it starts from the parameters of a ``bert_pretrain`` run
-  (:func:`load_pretrained_bert`).
+  ``<cls>`` hidden layer, plus a new ``Linear(num_classes)`` output; fine-tuned on SNLI. Given
+  ``bert=`` it starts from that BERT (e.g. one loaded from a ``bert_pretrain`` run by
+  :func:`d2ljax.pretrained.load_pretrained_bert`).
 - :func:`num_params_formula` -- the parameter count of :class:`BERTModel`, written out.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from d2ljax.data.wikitext import get_tokens_and_segments
 from d2ljax.models.registry import register
 from d2ljax.models.transformer import TransformerEncoderBlock
 
@@ -47,14 +43,11 @@ __all__ = [
     "SingleTextClassificationHead",
     "TextPairClassificationHead",
     "TokenTaggingHead",
-    "get_tokens_and_segments",
-    "load_pretrained_bert",
     "num_params_formula",
 ]
 
 # The book's small BERT (§15.10): what "bert" and "bert_classifier" build by default.
 SMALL_BERT = dict(num_hiddens=128, ffn_num_hiddens=256, num_heads=2, num_blks=2, max_len=1000)
-_ARCH_KEYS = tuple(SMALL_BERT)
 
 
 class BERTEncoder(nnx.Module):
@@ -179,6 +172,13 @@ class BERTModel(nnx.Module):
         rngs: nnx.Rngs,
     ):
         _check_arch(num_hiddens, num_heads, num_blks)
+        self.arch = dict(
+            num_hiddens=num_hiddens,
+            ffn_num_hiddens=ffn_num_hiddens,
+            num_heads=num_heads,
+            num_blks=num_blks,
+            max_len=max_len,
+        )
         arch = (num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout, max_len)
         self.encoder = BERTEncoder(vocab_size, *arch, rngs=rngs)
         self.hidden = _CLSHidden(num_hiddens, rngs=rngs)
@@ -286,85 +286,16 @@ class QuestionAnsweringHead(nnx.Module):
 # Fine-tuning on SNLI (§16.7)
 
 
-def _pretrain_arch(workdir: Path) -> dict:
-    path = workdir / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{workdir} is not a pretraining workdir: it has no config.json (run e.g. "
-            f"`d2ljax train bert_pretrain:cpu --workdir {workdir}` first)"
-        )
-    cfg = json.loads(path.read_text())
-    kwargs = dict(cfg.get("model", {}).get("kwargs", {}))
-    return {k: kwargs.get(k, SMALL_BERT[k]) for k in _ARCH_KEYS}
-
-
-def load_pretrained_bert(
-    workdir: str | os.PathLike,
-    vocab_size: int,
-    *,
-    dropout: float = 0.1,
-    epoch: int | None = None,
-    rngs: nnx.Rngs | None = None,
-) -> BERTModel:
-    """A :class:`BERTModel` with the parameters of a pretraining run (``d2ljax train
-    bert_pretrain --workdir WORKDIR``): its architecture from ``WORKDIR/config.json``, its
-    parameters from the checkpoint of ``epoch`` (default: the latest) in
-    ``WORKDIR/checkpoints``. ``vocab_size`` must be the pretraining vocabulary's size (rebuild it
-    with :func:`d2ljax.data.wikitext.build_wiki_vocab` from the run's ``data.kwargs``);
-    ``dropout`` is the fine-tuning dropout (the book's §16.7: 0.1)."""
-    from d2ljax.train.checkpoint import Checkpointer
-
-    workdir = Path(workdir)
-    arch = _pretrain_arch(workdir)
-    bert = BERTModel(vocab_size, dropout=dropout, rngs=rngs or nnx.Rngs(0), **arch)
-    params = nnx.state(bert, nnx.Param)
-    ckpt_dir = workdir / "checkpoints"
-    if not ckpt_dir.is_dir():
-        raise FileNotFoundError(f"{workdir} has no checkpoints/ folder: did the pretraining run?")
-    with Checkpointer(ckpt_dir) as ckpt:
-        epoch = ckpt.latest_epoch() if epoch is None else epoch
-        if epoch is None:
-            raise FileNotFoundError(f"no checkpoint in {ckpt_dir}")
-        restored = _restore_params(ckpt, epoch)
-    flat = dict(nnx.to_flat_state(params))
-    for path, var in flat.items():
-        key = tuple(str(p) for p in path)
-        if key not in restored:
-            raise ValueError(f"the checkpoint in {ckpt_dir} has no parameter {'/'.join(key)}")
-        value = restored[key]
-        if tuple(value.shape) != tuple(var.shape):
-            raise ValueError(
-                f"parameter {'/'.join(key)} is {tuple(value.shape)} in the checkpoint but "
-                f"{tuple(var.shape)} here (vocab_size={vocab_size}: is it the pretraining "
-                "vocabulary's size?)"
-            )
-        var[...] = jnp.asarray(value, var.dtype)
-    nnx.update(bert, params)
-    return bert
-
-
-def _restore_params(ckpt, epoch: int) -> dict:
-    """The ``params`` subtree of a :func:`d2ljax.train.fit` checkpoint, keyed by path tuple."""
-    tree = ckpt.restore_raw(epoch)[0]["params"]
-    out = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        key = tuple(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
-        if key and key[-1] == "value":  # a Variable saved as {"value": array}
-            key = key[:-1]
-        out[key] = leaf
-    return out
-
-
 @register("bert_classifier", description="§16.7 BERT fine-tuned for text pair classification")
 class BERTClassifier(nnx.Module):
     """BERT with a classification output (§16.7): ``Linear(num_classes)`` on the ``<cls>``
     hidden layer of a BERT (the pooled ``tanh(Linear(h_<cls>))``); ``__call__(tokens_BT,
     segments_BT, valid_lens_B=None)`` returns logits ``(B, num_classes)``.
 
-    With ``pretrained=WORKDIR`` the encoder and the ``<cls>`` hidden layer start from a
-    ``bert_pretrain`` run's parameters (see :func:`load_pretrained_bert`); the architecture then
-    comes from that run's config, and any architecture argument given here must agree with it.
-    Without it, the architecture arguments (default: the book's small BERT) build a fresh BERT.
+    Given ``bert`` (a :class:`BERTModel`, e.g. pretrained: see
+    :func:`d2ljax.pretrained.load_pretrained_bert`), the encoder and the ``<cls>`` hidden layer
+    are that BERT's (its architecture wins; an architecture argument given here must agree with
+    it). Without it, the architecture arguments (default: the book's small BERT) build a fresh one.
     """
 
     def __init__(
@@ -377,7 +308,7 @@ class BERTClassifier(nnx.Module):
         dropout: float = 0.1,
         max_len: int | None = None,
         num_classes: int = 3,
-        pretrained: str | None = None,
+        bert: BERTModel | None = None,
         *,
         rngs: nnx.Rngs,
     ):
@@ -388,15 +319,14 @@ class BERTClassifier(nnx.Module):
             num_blks=num_blks,
             max_len=max_len,
         )
-        if pretrained:
-            arch = _pretrain_arch(Path(pretrained))
+        if bert is not None:
+            arch = bert.arch
             clash = {k: (v, arch[k]) for k, v in given.items() if v is not None and v != arch[k]}
             if clash:
                 raise ValueError(
-                    f"architecture argument(s) {clash} (given, pretrained) disagree with the "
-                    f"pretrained BERT in {pretrained}; leave them unset"
+                    f"architecture argument(s) {clash} (given, the BERT's) disagree with the "
+                    "given BERT; leave them unset"
                 )
-            bert = load_pretrained_bert(pretrained, vocab_size, dropout=dropout, rngs=rngs)
         else:
             arch = {k: SMALL_BERT[k] if v is None else v for k, v in given.items()}
             bert = BERTModel(vocab_size, dropout=dropout, rngs=rngs, **arch)

@@ -33,12 +33,11 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from d2ljax.models.seq2seq import check_decode_state
 
-__all__ = ["beam_search", "greedy_decode", "tokens_to_text", "translate"]
+__all__ = ["beam_search", "greedy_decode", "tokens_to_text"]
 
 
 def _prepare(model, enc_x, enc_valid_len, max_len):
@@ -218,29 +217,3 @@ def tokens_to_text(tokens: Sequence[int], tgt_vocab, eos_token: str = "<eos>") -
             break
         words.append(word)
     return " ".join(words)
-
-
-def translate(
-    model: nnx.Module,
-    sentences: Sequence[str],
-    src_vocab,
-    tgt_vocab,
-    num_steps: int,
-    beam_size: int = 1,
-    alpha: float = 0.75,
-) -> list[str]:
-    """Translate raw source sentences (§10.7.6): encode them like the training sources
-    (:func:`d2ljax.data.translation.build_src`, ``num_steps`` tokens), generate ``num_steps``
-    tokens greedily (``beam_size=1``) or by beam search, and return each translation as text
-    (the tokens before ``<eos>``, space-separated)."""
-    from d2ljax.data.translation import BOS, EOS, build_src
-
-    x, x_len = build_src(list(sentences), src_vocab, num_steps)
-    bos, eos = tgt_vocab[BOS], tgt_vocab[EOS]
-    if beam_size == 1:
-        tokens, _ = greedy_decode(model, x, x_len, bos=bos, eos=eos, max_len=num_steps)
-    else:
-        tokens, _ = beam_search(
-            model, x, x_len, bos=bos, eos=eos, max_len=num_steps, beam_size=beam_size, alpha=alpha
-        )
-    return [tokens_to_text(row, tgt_vocab, EOS) for row in np.asarray(tokens)]

@@ -11,6 +11,7 @@ import pytest
 from flax import nnx
 from layer_counts import dense
 
+from d2ljax.data.wikitext import get_tokens_and_segments
 from d2ljax.models import get_model, list_models
 from d2ljax.models.bert import (
     BERTClassifier,
@@ -22,10 +23,9 @@ from d2ljax.models.bert import (
     SingleTextClassificationHead,
     TextPairClassificationHead,
     TokenTaggingHead,
-    get_tokens_and_segments,
-    load_pretrained_bert,
     num_params_formula,
 )
+from d2ljax.pretrained import load_pretrained_bert
 from d2ljax.train import get_loss, num_params
 
 V, D, F, H, L, T = 50, 16, 32, 2, 2, 12
@@ -248,4 +248,4 @@ def test_pretrain_then_fine_tune_end_to_end(pretrained_run):
     assert np.isfinite(loss).all() and loss[-1] < loss[0]  # it fits the 10 fixture pairs
     assert "val_accuracy" in out.history
     with pytest.raises(ValueError, match="disagree"):
-        BERTClassifier(len(vocab), num_hiddens=64, pretrained=str(workdir), rngs=nnx.Rngs(0))
+        BERTClassifier(len(vocab), num_hiddens=64, bert=bert, rngs=nnx.Rngs(0))

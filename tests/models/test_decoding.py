@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from d2ljax.models.decoding import beam_search, greedy_decode, tokens_to_text, translate
+from d2ljax.inference import translate
+from d2ljax.models.decoding import beam_search, greedy_decode, tokens_to_text
 from d2ljax.models.seq2seq import EncoderDecoder, Seq2Seq
 
 A, B_, C, EOS, BOS = 0, 1, 2, 3, 4

@@ -257,7 +257,7 @@ def test_config_trains_end_to_end_on_the_real_data(shared_data):
     from d2ljax.cli import load_config
     from d2ljax.config import apply_overrides
     from d2ljax.experiment import build, train
-    from d2ljax.models.decoding import translate
+    from d2ljax.inference import translate
 
     cfg = apply_overrides(
         load_config("seq2seq:smoke"),

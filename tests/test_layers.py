@@ -1,0 +1,56 @@
+"""The package's layers, checked on the import graph (read from the source with ``ast``, so
+imports inside functions count too): ``models/`` knows no dataset, loop or task; ``data/`` knows
+no model, loop or task; ``nn/`` knows only itself; ``train/`` is model- and dataset-agnostic."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "d2ljax"
+
+FORBIDDEN = {
+    "models": {"data", "train", "tasks", "experiment", "cli", "pretrained", "inference"},
+    "data": {"models", "train", "tasks", "nn", "experiment", "cli", "pretrained", "inference"},
+    "nn": {"models", "data", "train", "tasks", "experiment", "cli"},
+    "train": {"models", "data", "tasks", "experiment", "cli", "pretrained", "inference"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    """The ``d2ljax`` subpackages/modules ``path`` imports (first component after ``d2ljax.``)."""
+    tree = ast.parse(path.read_text(), str(path))
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            raise AssertionError(f"{path}: relative import; the package uses absolute imports")
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "d2ljax" and len(parts) > 1:
+                out.add(parts[1])
+    return out
+
+
+def _violations(layer: str) -> list[str]:
+    bad = []
+    for path in sorted((PKG / layer).rglob("*.py")):
+        for dep in sorted(_imports(path) & FORBIDDEN[layer]):
+            bad.append(f"{path.relative_to(PKG.parent)} imports d2ljax.{dep}")
+    return bad
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_layer_imports(layer):
+    assert _violations(layer) == []
+
+
+def test_the_check_sees_imports_inside_functions(tmp_path):
+    src = tmp_path / "m.py"
+    src.write_text("def f():\n    from d2ljax.data.translation import BOS\n    import d2ljax.train\n")
+    assert _imports(src) == {"data", "train"}
