@@ -15,8 +15,8 @@ from d2ljax.models.attention import (
     PositionalEncoding,
 )
 from d2ljax.models.bahdanau import Seq2SeqAttention, Seq2SeqAttentionDecoder
-from d2ljax.models.batchnorm import BNLeNet, BNLeNetScratch
 from d2ljax.models.bert import BERTClassifier, BERTEncoder, BERTModel, MaskLM, NextSentencePred
+from d2ljax.models.bn_lenet import BNLeNet, BNLeNetScratch
 from d2ljax.models.densenet import DenseBlock, DenseNet, transition_block
 from d2ljax.models.googlenet import GoogLeNet, Inception
 from d2ljax.models.gpt import GPT
