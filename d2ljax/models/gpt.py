@@ -8,7 +8,7 @@ data (the ``"lm"`` loss: ``model(x_BT) -> logits_BTV``) and samples text.
 - :class:`GPT` (registered ``"gpt"``) -- token embedding + positions (learned or the sinusoidal
   :class:`~d2ljax.models.attention.PositionalEncoding` of §11.6), ``num_blks`` pre-norm decoder
   blocks, a final ``LayerNorm`` and an output layer. A decoder block is the pre-norm block of the
-  Vision Transformer (:class:`~d2ljax.models.vit.ViTBlock`, §11.8) with a causal attention mask:
+  Vision Transformer (§11.8; :class:`~d2ljax.nn.prenorm.PreNormBlock`) with a causal attention mask:
   position ``t`` attends to positions ``<= t`` only, so the logits at ``t`` depend on tokens
   ``0..t`` and one forward pass trains all ``T`` next-token predictions at once.
 - Output layer: ``tie_weights=True`` (default) reuses the token embedding matrix ``E [V, D]``:
@@ -28,19 +28,21 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from d2ljax.models.attention import PositionalEncoding
+from d2ljax.models.attention import MultiHeadAttention, PositionalEncoding
 from d2ljax.models.registry import register
-from d2ljax.models.vit import LN_EPS, ViTBlock
+from d2ljax.nn.prenorm import LN_EPS, PreNormBlock
 
 __all__ = ["GPT", "GPTBlock", "generate", "num_params_formula"]
 
 POSITIONS = ("learned", "sinusoidal")
 
 
-class GPTBlock(ViTBlock):
+class GPTBlock(PreNormBlock):
     """Pre-norm decoder block: ``x + CausalMHA(LN(x))`` then ``x + MLP(LN(x))`` (§11.9).
 
-    The :class:`~d2ljax.models.vit.ViTBlock` with ``causal=True``; same arguments otherwise.
+    The ViT's block (:class:`~d2ljax.nn.prenorm.PreNormBlock` with §11.5's
+    :class:`~d2ljax.models.attention.MultiHeadAttention`) with ``causal=True``; the arguments
+    of :class:`~d2ljax.models.vit.ViTBlock` otherwise.
     """
 
     def __init__(
@@ -54,7 +56,14 @@ class GPTBlock(ViTBlock):
         rngs: nnx.Rngs,
     ):
         super().__init__(
-            num_hiddens, mlp_num_hiddens, num_heads, dropout, use_bias, causal=True, rngs=rngs
+            num_hiddens,
+            mlp_num_hiddens,
+            num_heads,
+            dropout,
+            use_bias,
+            attention=MultiHeadAttention,
+            causal=True,
+            rngs=rngs,
         )
 
 

@@ -15,7 +15,9 @@ through a dense head (:class:`ViT`).
 - :class:`ViTBlock` -- ``x + MHA(LN(x))`` then ``x + MLP(LN(x))``: normalization *before* each
   sub-layer (pre-norm), unlike the post-norm "add & norm" of the original Transformer (§11.7).
   The attention is :class:`d2ljax.models.attention.MultiHeadAttention`; ``causal=True`` turns
-  the block into a decoder block (it is the GPT block of :mod:`d2ljax.models.gpt`).
+  the block into a decoder block. Both are shared with the GPT (§11.9), so they live in
+  :mod:`d2ljax.nn.prenorm` (``GeluMLP``, ``PreNormBlock``); this module gives them the book's
+  names.
 - :class:`ViT` -- registered as ``"vit"``.
 
 Book setting (§11.8.4): Fashion-MNIST resized to 96 x 96, ``patch_size=16`` (36 patches),
@@ -32,11 +34,11 @@ from flax import nnx
 
 from d2ljax.models.attention import MultiHeadAttention
 from d2ljax.models.registry import register
+from d2ljax.nn.prenorm import LN_EPS, GeluMLP, PreNormBlock
 
 __all__ = ["PatchEmbedding", "ViT", "ViTBlock", "ViTMLP", "num_params_formula", "patchify"]
 
 PATCH_IMPLS = ("matmul", "conv")
-LN_EPS = 1e-5  # the book's PyTorch nn.LayerNorm
 
 
 def _pair(x) -> tuple[int, int]:
@@ -123,40 +125,12 @@ class PatchEmbedding(nnx.Module):
         return y_BND + self.bias[...]
 
 
-
-class ViTMLP(nnx.Module):
-    """The ViT encoder's MLP (§11.8.2): dense -> GELU -> dropout -> dense -> dropout.
-
-    Args:
-      num_inputs: input width (NNX builds eagerly, so it is needed here).
-      mlp_num_hiddens: hidden width.
-      mlp_num_outputs: output width.
-      dropout: rate after each dense layer.
-      rngs: ``params`` and ``dropout`` streams.
-    """
-
-    def __init__(
-        self,
-        num_inputs: int,
-        mlp_num_hiddens: int,
-        mlp_num_outputs: int,
-        dropout: float = 0.5,
-        *,
-        rngs: nnx.Rngs,
-    ):
-        self.dense1 = nnx.Linear(num_inputs, mlp_num_hiddens, rngs=rngs)
-        self.dropout1 = nnx.Dropout(dropout, rngs=rngs)
-        self.dense2 = nnx.Linear(mlp_num_hiddens, mlp_num_outputs, rngs=rngs)
-        self.dropout2 = nnx.Dropout(dropout, rngs=rngs)
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        # PyTorch's nn.GELU (the book's) is the exact erf form, not the tanh approximation.
-        h = self.dropout1(jax.nn.gelu(self.dense1(x), approximate=False))
-        return self.dropout2(self.dense2(h))
+ViTMLP = GeluMLP  # the book's name (§11.8.2): dense -> GELU -> dropout -> dense -> dropout
 
 
-class ViTBlock(nnx.Module):
-    """Pre-norm Transformer encoder block (§11.8.2): ``x + MHA(LN(x))``, ``x + MLP(LN(x))``.
+class ViTBlock(PreNormBlock):
+    """Pre-norm Transformer encoder block (§11.8.2): ``x + MHA(LN(x))``, ``x + MLP(LN(x))``;
+    :class:`~d2ljax.nn.prenorm.PreNormBlock` with §11.5's :class:`MultiHeadAttention`.
 
     Args:
       num_hiddens: width ``D`` (input = output).
@@ -181,16 +155,16 @@ class ViTBlock(nnx.Module):
         causal: bool = False,
         rngs: nnx.Rngs,
     ):
-        self.causal = causal
-        self.ln1 = nnx.LayerNorm(num_hiddens, epsilon=LN_EPS, rngs=rngs)
-        self.attention = MultiHeadAttention(num_hiddens, num_heads, dropout, use_bias, rngs=rngs)
-        self.ln2 = nnx.LayerNorm(num_hiddens, epsilon=LN_EPS, rngs=rngs)
-        self.mlp = ViTMLP(num_hiddens, mlp_num_hiddens, num_hiddens, dropout, rngs=rngs)
-
-    def __call__(self, x_BTD: jax.Array, valid_lens: jax.Array | None = None) -> jax.Array:
-        h_BTD = self.ln1(x_BTD)
-        x_BTD = x_BTD + self.attention(h_BTD, h_BTD, h_BTD, valid_lens, causal=self.causal)
-        return x_BTD + self.mlp(self.ln2(x_BTD))
+        super().__init__(
+            num_hiddens,
+            mlp_num_hiddens,
+            num_heads,
+            dropout,
+            use_bias,
+            attention=MultiHeadAttention,
+            causal=causal,
+            rngs=rngs,
+        )
 
 
 @register("vit", description="§11.8 Vision Transformer: patches, <cls>, pre-norm encoder")
