@@ -22,8 +22,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from d2ljax.models.registry import register
-from d2ljax.models.softmax import flatten
 from d2ljax.nn import functional as F
+from d2ljax.nn.functional import flatten
 from d2ljax.nn.layers import Dropout
 
 __all__ = [

@@ -17,13 +17,9 @@ from flax import nnx
 
 from d2ljax.models.registry import register
 from d2ljax.nn import functional as F
+from d2ljax.nn.functional import flatten
 
 __all__ = ["SoftmaxRegression", "SoftmaxRegressionScratch", "scratch_loss"]
-
-
-def flatten(x: jax.Array) -> jax.Array:
-    """``[B, ...]`` -> ``[B, prod(...)]``, the book's ``X.reshape((-1, num_inputs))``."""
-    return jnp.reshape(x, (x.shape[0], -1))
 
 
 def scratch_loss(logits_BC: jax.Array, y_B: jax.Array) -> jax.Array:

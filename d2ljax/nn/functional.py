@@ -4,6 +4,7 @@ These are the functions the book writes by hand before switching to the library 
 (``optax``, ``jax.nn``, ``flax.nnx``); the tests check that each one agrees with its library twin.
 
 - :func:`linreg`, :func:`squared_loss` -- §3.4 linear regression from scratch.
+- :func:`flatten` -- §4.4 images ``[B, 28, 28, 1]`` to rows ``[B, 784]`` (softmax regression, MLPs).
 - :func:`l2_penalty` -- §3.7 weight decay.
 - :func:`softmax`, :func:`cross_entropy_from_probs`, :func:`softmax_cross_entropy` -- §4.4 softmax
   regression from scratch (and §4.5's numerically stable log-sum-exp version).
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 __all__ = [
     "cross_entropy_from_probs",
     "dropout",
+    "flatten",
     "l2_penalty",
     "linreg",
     "log_softmax",
@@ -42,6 +44,11 @@ def squared_loss(y_hat: jax.Array, y: jax.Array) -> jax.Array:
     """Elementwise squared loss ``(y_hat - y)^2 / 2`` (§3.1.1.2); ``y`` is reshaped like
     ``y_hat``."""
     return (y_hat - jnp.reshape(y, y_hat.shape)) ** 2 / 2
+
+
+def flatten(x: jax.Array) -> jax.Array:
+    """``[B, ...]`` -> ``[B, prod(...)]``, the book's ``X.reshape((-1, num_inputs))`` (§4.4)."""
+    return jnp.reshape(x, (x.shape[0], -1))
 
 
 def l2_penalty(w: jax.Array) -> jax.Array:
