@@ -18,17 +18,11 @@ elementwise operation and every slice then moves whole vectors of ``B`` examples
 - a 2x2 average pool (:func:`block_avg_pool2`) adds the four pixels of each 2x2 sub-block,
   turning ``p x p`` blocks into ``p/2 x p/2`` blocks of the same grid.
 
-For LeNet (blocks of 2 for both convolutions; :func:`reblock` regroups conv1's pooled single
-pixels into conv2's blocks) a training step takes 3.8-4.0 ms inside ``fit``'s scanned loop and
-4.2-4.5 ms one call per step, against 6.0-6.3 ms for the banded ``[B, H, W, C]`` version
-(``python benchmarks/lenet_step.py``, 2-core CPU), with the same numbers. Blocks of 2 make
-conv1's product 43 MFLOP per 128 images where blocks of 4 make 77 (each output pixel has 25
-taps; a 2x2 output block reads a 6x6 window, 36 values per pixel, a 4x4 block an 8x8 window, 64
-per pixel): 7 % less work on one core, 2 % faster training and 10 % faster evaluation on two
-(XLA:CPU runs that long, thin weight-gradient product on one thread either way). Tried and no
-faster: pooling with a sum over axes (a reduction kernel: slower), a hand-written VJP for the
-strips that adds the 9 shifted slabs in one pass, a tanh-form sigmoid, and gathering the strips
-with an index array instead of slicing (the gradient becomes a scatter-add).
+LeNet (:func:`d2ljax.models.lenet.forward_in_blocked_cpu_layout`) uses blocks of 2 for both
+convolutions; :func:`reblock` regroups conv1's pooled single pixels into conv2's blocks. The
+results equal ``lax.conv_general_dilated`` and ``nnx.avg_pool`` (values and gradients, tested).
+Why these choices (block size 2, slicing, the variants tried), with the training-step times, is
+in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -92,8 +86,8 @@ def _kernel_index(kh: int, kw: int, I: int, O: int, p: int, n: int) -> np.ndarra
 def block_kernel(w_hwIO: jax.Array, block: int, n: int) -> jax.Array:
     """The kernel as ``[(qr, qc, o), (ch, rh, rl, cl, c)]``: output pixel ``(qr, qc)`` of a block
     from input pixel ``(rl, cl)`` of the neighbour block ``(rh, ch)``, that is
-    ``w[block*rh + rl - qr, block*ch + cl - qc, c, o]``, or 0 outside the kernel. One gather
-    with a precomputed index (8x faster on a CPU than indexing by offsets, then transposing)."""
+    ``w[block*rh + rl - qr, block*ch + cl - qc, c, o]``, or 0 outside the kernel: one gather
+    with a precomputed index."""
     kh, kw, I, O = w_hwIO.shape
     padded = jnp.concatenate([w_hwIO.reshape(-1), jnp.zeros((1,), w_hwIO.dtype)])
     return padded[_kernel_index(kh, kw, I, O, block, n)]
@@ -114,8 +108,7 @@ def block_conv(x: jax.Array, w_hwIO: jax.Array, b_O: jax.Array | None, block: in
     n = -(-(block + max(kh, kw) - 1) // block)
     x = jnp.pad(x, ((0, 0), (0, max(Rb + n - 1 - Hb, 0)), (0, max(Cb + n - 1 - Wb, 0)), (0, 0)))
     # The strips in two passes of n slices (block rows, then block columns): on XLA:CPU two
-    # concatenations of n large slices are faster than one of n*n small slabs (measured: 4.8
-    # against 5.1-5.4 ms per LeNet training step before the input transpose moved before the pad).
+    # concatenations of n large slices are faster than one of n*n small slabs.
     rows = jnp.concatenate([x[:, i : i + Rb] for i in range(n)], 0)
     strips = jnp.concatenate([rows[:, :, j : j + Cb] for j in range(n)], 0)
     strips = strips.reshape(n * n * K0, Rb * Cb * B)  # rows (ch, rh, rl, cl, c)

@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 from d2ljax.models import get_model, list_models
-from d2ljax.models.lenet import LeNet, LeNetScratch, layer_shapes
+from d2ljax.models.lenet import LeNet, LeNetScratch, forward_in_blocked_cpu_layout, layer_shapes
 from d2ljax.train import TrainState, make_steps, summarize
 
 LENET_PARAMS = (
@@ -141,6 +141,25 @@ class LeNetTest(chex.TestCase):
             chex.assert_trees_all_close(out, out_ref, rtol=1e-5, atol=1e-5)
             chex.assert_trees_all_close(
                 nnx.to_pure_dict(grad), nnx.to_pure_dict(grad_ref), rtol=1e-4, atol=1e-6
+            )
+
+    def test_named_layers_are_the_network_of_call(self):
+        """``named_layers`` (what ``layer_shapes`` prints) composes to ``__call__``'s output."""
+        x, _ = _images(batch=3)
+        for kwargs in IMPLS:
+            model = _with_random_biases(LeNet(**kwargs, rngs=nnx.Rngs(0)))
+            h = x
+            for _, layer in model.named_layers():
+                h = layer(h)
+            chex.assert_trees_all_close(h, model(x), rtol=1e-5, atol=1e-5)
+
+    def test_blocked_cpu_layout_on_any_implementations_parameters(self):
+        """The blocked forward pass reads only the parameters, so it runs any LeNet's."""
+        x, _ = _images(batch=3)
+        for kwargs in IMPLS:
+            model = _with_random_biases(LeNet(**kwargs, rngs=nnx.Rngs(0)))
+            chex.assert_trees_all_close(
+                forward_in_blocked_cpu_layout(model, x), model(x), rtol=1e-5, atol=1e-5
             )
 
     def test_wrong_input_shape_is_a_clear_error(self):
