@@ -14,7 +14,8 @@ Recurrent layers take time-major inputs ``x_TBD`` and an optional state, and ret
 Language models map token ids ``x_BT`` to next-token logits ``logits_BTV``: :class:`RNNLMScratch`
 (§9.5.2: one-hot inputs, output layer ``W_hq, b_q``) and :class:`RNNLM` (§9.6: the same with an
 ``nnx.Linear`` output layer). The hidden state starts at zero for every batch (the 1.0 edition's
-random subsequences). :func:`predict` warms up on a prefix and generates greedily (§9.5.5).
+random subsequences). :func:`generate_text` warms up on a prefix and generates greedily (the
+book's ``predict``, §9.5.5).
 
 Registered: ``rnn_lm_scratch``, ``gru_lm_scratch``, ``lstm_lm_scratch`` (all
 :func:`language_model_scratch`) and ``rnn_lm``, ``gru_lm``, ``lstm_lm`` (all
@@ -48,8 +49,8 @@ __all__ = [
     "k_step_ahead_predictions",
     "language_model",
     "language_model_scratch",
+    "generate_text",
     "load_scratch_params",
-    "predict",
 ]
 
 
@@ -520,9 +521,10 @@ def _generate(graphdef, state, prefix_1P: jax.Array, num_preds: int) -> jax.Arra
     return jnp.concatenate([tokens, last_1])
 
 
-def predict(model: nnx.Module, prefix: str, num_preds: int, vocab) -> str:
-    """Greedy text generation (book §9.5.5): feed ``prefix`` to warm the state up, then append
-    ``num_preds`` tokens, each the argmax of the next-token distribution fed back as input.
+def generate_text(model: nnx.Module, prefix: str, num_preds: int, vocab) -> str:
+    """Greedy text generation (the book's ``predict``, §9.5.5): feed ``prefix`` to warm the state
+    up, then append ``num_preds`` tokens, each the argmax of the next-token distribution fed back
+    as input.
 
     ``model`` is a language model with ``forward(x_BT, state) -> (logits_BTV, state)`` (e.g.
     :class:`RNNLMScratch`); ``vocab`` maps a list of characters to ids (``vocab[list(prefix)]``)
@@ -530,7 +532,7 @@ def predict(model: nnx.Module, prefix: str, num_preds: int, vocab) -> str:
     whole generation is one jitted call (a ``lax.scan`` over the steps).
     """
     if not prefix:
-        raise ValueError("predict needs a non-empty prefix to warm up the state")
+        raise ValueError("generate_text needs a non-empty prefix to warm up the state")
     if int(num_preds) != num_preds or num_preds < 1:
         raise ValueError(f"num_preds must be a positive integer, got {num_preds!r}")
     ids = vocab[list(prefix)]

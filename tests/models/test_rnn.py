@@ -42,6 +42,7 @@ def _flax_state_as_scratch(cell, state):
     """Flax's LSTM carry is (C, H); the book's is (H, C)."""
     if cell != "lstm":
         return state
+
     def is_carry(c):
         return isinstance(c, tuple) and all(hasattr(e, "shape") for e in c)
 
@@ -174,7 +175,7 @@ def _book_predict(model, prefix, num_preds, vocab):
 
 
 @pytest.mark.parametrize("name", ["gru_lm_scratch", "lstm_lm"])
-def test_predict_matches_the_books_loop(name):
+def test_generate_text_matches_the_books_loop(name):
     vocab = _CharVocab("abcdefg")
     model = get_model(name, vocab_size=7, num_hiddens=H, num_layers=2, rngs=nnx.Rngs(3))
     if name.endswith("scratch"):  # larger weights so the prediction depends on the input
@@ -182,14 +183,14 @@ def test_predict_matches_the_books_loop(name):
             for k, v in layer.params().items():
                 getattr(layer, k)[...] = v * 50.0
         model.W_hq[...] = model.W_hq[...] * 50.0
-    text = M.predict(model, "abca", 6, vocab)
+    text = M.generate_text(model, "abca", 6, vocab)
     assert len(text) == 4 + 6 and text.startswith("abca")
-    assert text == M.predict(model, "abca", 6, vocab)  # deterministic
+    assert text == M.generate_text(model, "abca", 6, vocab)  # deterministic
     assert text == _book_predict(model, "abca", 6, vocab)
     with pytest.raises(ValueError, match="non-empty prefix"):
-        M.predict(model, "", 3, vocab)
+        M.generate_text(model, "", 3, vocab)
     with pytest.raises(ValueError, match="num_preds must be a positive integer"):
-        M.predict(model, "ab", 0, vocab)
+        M.generate_text(model, "ab", 0, vocab)
 
 
 def test_tiny_lm_learns_a_repeating_text():
@@ -255,7 +256,7 @@ def test_lm_config_smoke_run_end_to_end(shared_data):
     assert exp.model.vocab_size == exp.info["vocab_size"] == 28  # filled in from the dataset
     result = train(exp, quiet=True)
     assert 1.0 < result.history["val_perplexity"][-1] < 28.5
-    text = M.predict(result.model, "it has", 5, exp.info["vocab"])
+    text = M.generate_text(result.model, "it has", 5, exp.info["vocab"])
     assert len(text) == 11 and text.startswith("it has")
 
 
