@@ -11,10 +11,7 @@ model (w ~ N(0, 0.01^2), b = 0) and the squared loss (y_hat - y)^2 / 2, trained 
 SGD (``scratch_sgd``, §12.4). ``val_loss`` is the book's curve: the loss over all 1500 training
 examples at the end of each epoch (there is no held-out split).
 
-Measured on a 2-core CPU (loss after the book's epochs; time per epoch in the steady state, as
-the first two epochs include compilation): gd 0.2438, 1.4 ms/epoch; sgd 0.2428, 70 ms/epoch;
-mini10 0.2428, 9 ms/epoch; mini100 0.2427, 3 ms/epoch. The book: all near 0.24-0.25, SGD the
-slowest per epoch and gradient descent the slowest to converge.
+Measured results, with their commands: ``benchmarks/RESULTS.md``.
 """
 
 from d2ljax.configs.common import experiment

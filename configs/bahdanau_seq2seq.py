@@ -11,10 +11,7 @@ ignores padding. Small enough to run as it is on a CPU.
 The book then translates ``go . / i lost . / he's calm . / i'm home .`` greedily and reports
 BLEU (k=2) against ``va ! / j'ai perdu . / il est calme . / je suis chez moi .``.
 
-Measured (2-core CPU shared with other jobs, 30 epochs, 146 s including compilation): train loss
-0.210, val loss 3.76 (perplexity 42.9), val token accuracy 0.533. Greedy translations: go . =>
-va ! (BLEU 1.000), i lost . => j'ai perdu . (1.000), he's calm . => <unk> . (0.000), i'm home .
-=> je suis chez moi . (1.000): 3 of 4 exact (beam size 2 gives the same).
+Measured results, with their commands: ``benchmarks/RESULTS.md``.
 """
 
 from d2ljax.configs.common import fra_eng_translation

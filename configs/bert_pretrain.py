@@ -10,18 +10,8 @@ epoch over the first 50 * 512 = 25,600 examples (``data.limit``), i.e. exactly 5
 run here: wiki.train.tokens is not in the offline course data).
 
 ``cpu``: ``split="valid"`` (3,760 lines -> 4,208 train / 417 val examples with seed 0,
-vocabulary 4,008), 6 epochs of 9 steps = 54 steps, about the book's 50. Measured on the shared
-2-core CPU (load average 12-18 from other jobs), `d2ljax train bert_pretrain:cpu`:
-
-    epoch        1      2      3      4      5      6
-    MLM loss   6.737  6.015  5.912  5.868  5.853  5.846
-    NSP loss   1.311  0.727  0.705  0.704  0.702  0.697   (NSP accuracy 0.49-0.50)
-
-~9.5 min in all (epoch 1 with compilation 93 s, later epochs 58-154 s under that load). The MLM
-loss falls to about the level of predicting word frequencies (the entropy of the masked labels'
-frequencies is 5.79) and the NSP loss to chance (ln 2 = 0.693): 50 steps is a demonstration, as
-in the book, not a trained BERT. On the 417 held-out val examples (evaluated separately with
-``d2ljax.train.evaluate``): MLM 5.800, NSP 0.692 (accuracy 0.525); untrained: 8.780, 0.870.
+vocabulary 4,008), 6 epochs of 9 steps = 54 steps, about the book's 50. Measured results,
+with their commands: ``benchmarks/RESULTS.md``.
 ``smoke``: 4 steps of 64 examples.
 
 The run's workdir (default ``runs/bert_pretrain[-cpu]``) is what ``bert_snli`` fine-tunes

@@ -10,15 +10,7 @@ validation character windows, vocabulary 28. The model is sized to the book's LS
 tied to the embedding, no dropout: 8,348 parameters. Adam lr 1e-2, 50 warm-up steps, cosine to
 1e-4 over the 20 epochs (800 steps at batch 256), global-norm clipping at 1.
 
-Measured on a shared 2-core CPU (load ~10; 119 s for the 20 epochs, median epoch 5.4 s incl.
-validation, ~59k training tokens/s): val perplexity 6.39 after 20 epochs (best 6.36; train
-4.31). The LSTM (``d2ljax train lstm``, book settings, same machine): val perplexity 6.75 after
-50 epochs (best 6.52; train 5.32; median epoch 4.9 s, ~65k tokens/s). Other settings tried:
-the same model with dropout 0.1 reached only 6.93; 2 blocks of width 24 (8,716 parameters,
-dropout 0.1) 7.14; width 32 with an MLP of 64 and batch 1024 for 50 epochs (10,428 parameters,
-dropout 0.1) 6.61. Greedy samples: "it has the time traveller the time traveller the time tr",
-"the time traveller the time traveller the time traveller the time tr"; at temperature 0.5:
-"the time traveller that the time trace to and the said filby the tim".
+Measured results, with their commands: ``benchmarks/RESULTS.md``.
 """
 
 import math

@@ -7,11 +7,7 @@ Book settings (1.0 edition), §10.2.5: ``GRU(num_hiddens=32)``, ``RNNLM(lr=4)``,
 training and 5000 validation subsequences), SGD, global-norm gradient clipping at 1, hidden state
 zero at the start of every batch. They run as they are on a CPU.
 
-Measured on a shared 2-core CPU (load ~15; ``nice -n 5 d2ljax train gru --no-progress``): val
-perplexity 6.83 after 50 epochs (lowest 6.59 at epoch 47; train 4.94); 182 s in all, median epoch
-2.71 s (train + val), i.e. 118k training tokens/s. ``predict(model, 'it has', 20, vocab)``: 'it has
-and have and and th'. Compiled train step alone (B=1024, T=32, fastest of 15): 120 ms, 273k
-tokens/s. Lower than the plain RNN's 7.39 after 100 epochs, in half the epochs.
+Measured results, with their commands: ``benchmarks/RESULTS.md``.
 """
 
 from d2ljax.configs.common import timemachine_lm

@@ -11,9 +11,7 @@ then 0.01 to the end. It is optax's ``warmup_cosine_decay_schedule`` (``make_sch
 concise MLP (one hidden layer of 256 ReLU units, §5.2) with SGD, batch 256 (the book uses a LeNet
 variant; the schedule is the lesson).
 
-Measured on a 2-core CPU (about 36 s for the 30 epochs): final train loss 0.253, val accuracy
-0.883, steady over the last 10 epochs (0.881-0.884). With the constant rate 0.3: train loss
-0.206 but val accuracy 0.863 at the end, jumping between 0.839 and 0.888 over the last 10 epochs.
+Measured results, with their commands: ``benchmarks/RESULTS.md``.
 """
 
 from d2ljax.configs.common import experiment

@@ -13,13 +13,7 @@ BLEU (k=2) against ``va ! / j'ai perdu . / il est calme . / je suis chez moi .``
 (``d2ljax.models.decoding.translate``, ``d2ljax.train.metrics.bleu``; §10.8 beam search with
 ``beam_size=2..4``; the notebook ``ch10_machine_translation`` prints the table).
 
-Measured (CPU, 2 shared cores, seed 0; 1,935,062 parameters, the PyTorch model's count; 30
-epochs in 93 s wall): train loss 0.204 (perplexity 1.23), val loss 3.67 (perplexity 39, token
-accuracy 0.565; the val loss is lowest, 2.81, at epoch 6 and rises after: 512 pairs are
-memorised). Greedy: ``va !``, ``j'ai perdu .``, ``<unk> .``, ``je suis chez moi .`` -- BLEU 1, 1,
-0, 1 (seed 1: ``il est mouillé .`` for the third, BLEU 0.658). Beam sizes 2, 3, 4 give the same
-four translations; on the 128 validation pairs beam 4 changes 14 translations and raises the
-mean normalised log-probability from -0.394 to -0.382, with mean BLEU 0.273 (greedy) vs 0.270.
+Measured results, with their commands: ``benchmarks/RESULTS.md``.
 """
 
 from d2ljax.configs.common import fra_eng_translation

@@ -9,10 +9,7 @@ mean squared error, SGD); ``Trainer(max_epochs=5)``. The book shows the plot onl
 predictions follow the sine, k-step-ahead ones decay); the noise alone makes an MSE of 0.04 the
 floor.
 
-Measured (``nice -n 5 d2ljax train sine_autoregression --no-progress``, 5 epochs in 2.5 s, nearly
-all compilation): val MSE 0.0434 (train 0.0507), near the 0.04 noise floor. k-step-ahead
-predictions over the whole series (``k_step_ahead_predictions``, as in the book's figure): MSE
-0.047, 0.052, 0.065 and 0.237 for k = 1, 4, 16 and 64 -- the further ahead, the worse.
+Measured results, with their commands: ``benchmarks/RESULTS.md``.
 """
 
 from d2ljax.configs.common import experiment

@@ -9,11 +9,8 @@ mlp_num_hiddens 2048, 8 heads, 2 blocks, emb/blk dropout 0.1, SGD lr 0.1, batch 
 
 CPU setting: native 28x28 images, patch 4 (49 patches + <cls>), num_hiddens 64,
 mlp_num_hiddens 128, 4 heads, 2 blocks, same dropout, optimizer, lr, batch and 10 epochs; 71,562
-parameters. Measured on a quiet 2-core CPU (``d2ljax train vit:cpu --no-progress``): val accuracy
-0.751 after epoch 1, 0.792 after 2, 0.810 after 5, **0.832** after 10 (train 0.828); ~50 s per
-epoch, 8.6 min in all. As the book says, the ViT does not beat a CNN on a data set this small (it
-lacks convolution's locality and translation invariance): ResNet-18's CPU setting reaches 0.873
-after 2 epochs.
+parameters. Measured
+results, with their commands: ``benchmarks/RESULTS.md``.
 """
 
 from d2ljax.configs.common import experiment
