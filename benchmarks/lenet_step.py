@@ -72,12 +72,12 @@ def make_runner(factory, steps: int, steps_per_call: int = 1):
     def run() -> float:
         s, totals = box["state"], box["totals"]
         if totals is None:
-            s, totals = fns.train(s, None, loader.take(data, order[0]))
+            s, totals = fns.train_accumulate(s, None, loader.take(data, order[0]))
             jax.block_until_ready(totals)
         t0 = time.perf_counter()
         if steps_per_call == 1:  # fit's loop for other loaders: a gather call, a step call
             for idx in order:
-                s, totals = fns.train(s, totals, gather(data, idx))
+                s, totals = fns.train_accumulate(s, totals, gather(data, idx))
         else:  # fit's loop over an on-device loader
             for k in range(0, steps, steps_per_call):
                 s, totals = train_many(s, totals, data, order[k : k + steps_per_call])

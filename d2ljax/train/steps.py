@@ -165,14 +165,20 @@ def _add(total: Metrics | None, metrics: Metrics) -> Metrics:
     return jax.tree.map(jnp.add, total, metrics)
 
 
-class Steps(NamedTuple):
-    """Compiled steps. ``train(state, totals, batch)`` and ``eval(state, totals, batch)`` add the
-    batch's metrics to ``totals`` (donated); ``totals=None`` starts a new sum."""
+class CompiledSteps(NamedTuple):
+    """:func:`train_step` and :func:`eval_step` compiled for one loss, in two forms:
 
-    train: Callable
-    eval: Callable
-    train_step: Callable
-    eval_step: Callable
+    - ``train_one(state, batch) -> (state, metrics)`` and ``eval_one(state, batch) -> metrics``:
+      one step and that batch's metric sums;
+    - ``train_accumulate(state, totals, batch) -> (state, totals)`` and
+      ``eval_accumulate(state, totals, batch) -> totals``: one step whose metric sums are added
+      to ``totals`` (donated; ``None`` starts a new sum), so an epoch's sums stay on the device.
+    """
+
+    train_one: Callable
+    eval_one: Callable
+    train_accumulate: Callable
+    eval_accumulate: Callable
 
 
 def make_steps(
@@ -181,7 +187,7 @@ def make_steps(
     precision: str | None = None,
     state_sharding=None,
     metrics_sharding=None,
-) -> Steps:
+) -> CompiledSteps:
     """Compile the train and eval steps for a loss function (a registered name or a callable).
 
     ``state_sharding`` (a pytree of shardings shaped like the state, or one sharding) pins the new
@@ -209,23 +215,24 @@ def make_steps(
         s, metrics = train_step(s, b, loss_fn, precision)
         return pin(s, state_sharding), metrics
 
-    return Steps(
-        train=jax.jit(train_acc, donate_argnums=(0, 1)),
-        eval=jax.jit(eval_acc, donate_argnums=(1,)),
-        train_step=jax.jit(one_train, donate_argnums=(0,)),
-        eval_step=jax.jit(lambda s, b: eval_step(s, b, loss_fn, precision)),
+    return CompiledSteps(
+        train_one=jax.jit(one_train, donate_argnums=(0,)),
+        eval_one=jax.jit(lambda s, b: eval_step(s, b, loss_fn, precision)),
+        train_accumulate=jax.jit(train_acc, donate_argnums=(0, 1)),
+        eval_accumulate=jax.jit(eval_acc, donate_argnums=(1,)),
     )
 
 
 def scan_steps(
-    steps: Steps, take: Callable[[dict, jax.Array], dict], batch_sharding=None
+    steps: CompiledSteps, take: Callable[[dict, jax.Array], dict], batch_sharding=None
 ) -> tuple[Callable, Callable]:
     """Many steps per call, over a dataset that is already on the device(s).
 
     Returns ``train_many(state, totals, data, idx) -> (state, totals)`` and ``eval_many(state,
     totals, data, idx) -> totals``: one ``lax.scan`` over the rows of ``idx`` (``[steps,
     batch]`` example indices), each step gathering its batch with ``take(data, idx_row)``
-    (e.g. :meth:`d2ljax.data.ArrayLoader.take`) and running ``steps.train`` / ``steps.eval``.
+    (e.g. :meth:`d2ljax.data.ArrayLoader.take`) and running ``steps.train_accumulate`` /
+    ``steps.eval_accumulate``.
     The results equal the one-step-per-call loop's; the host dispatches once per chunk instead
     of twice per step (gather, then step), which on a CPU leaves both cores to the computation.
     ``batch_sharding`` pins each gathered batch to the mesh's batch layout.
@@ -239,13 +246,13 @@ def scan_steps(
 
     def train_many(state, totals, data, idx):
         def body(carry, row):
-            return steps.train(*carry, batch(data, row)), None
+            return steps.train_accumulate(*carry, batch(data, row)), None
 
         return jax.lax.scan(body, (state, totals), idx)[0]
 
     def eval_many(state, totals, data, idx):
         def body(totals, row):
-            return steps.eval(state, totals, batch(data, row)), None
+            return steps.eval_accumulate(state, totals, batch(data, row)), None
 
         return jax.lax.scan(body, totals, idx)[0]
 

@@ -130,9 +130,9 @@ class BNLeNetTest(chex.TestCase):
         }
         steps = make_steps("classification")
         before = jax.device_get(state.model_state)
-        metrics = steps.eval_step(state, batch)
+        metrics = steps.eval_one(state, batch)
         chex.assert_trees_all_equal(jax.device_get(state.model_state), before)
-        state, metrics = steps.train_step(state, batch)
+        state, metrics = steps.train_one(state, batch)
         chex.assert_tree_all_finite(metrics)
         after = jax.device_get(state.model_state)
         for name in ("bn1", "bn2", "bn3", "bn4"):

@@ -203,9 +203,9 @@ class LeNetTest(chex.TestCase):
         batch = {"x": 0.2 * jax.random.uniform(kx, (64, 28, 28, 1)) + band, "y": y}
         steps = make_steps("classification")
         state = TrainState.create(LeNet(rngs=nnx.Rngs(0)), optax.adam(1e-2))
-        first = summarize(steps.eval(state, None, batch))
+        first = summarize(steps.eval_accumulate(state, None, batch))
         for _ in range(40):
-            state, _ = steps.train(state, None, batch)
-        last = summarize(steps.eval(state, None, batch))
+            state, _ = steps.train_accumulate(state, None, batch)
+        last = summarize(steps.eval_accumulate(state, None, batch))
         assert np.isfinite(last["loss"]) and last["loss"] < 0.8 * first["loss"]
         assert last["accuracy"] > 0.5

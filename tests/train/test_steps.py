@@ -71,12 +71,12 @@ def test_loss_decreases_and_metrics_are_sums():
     steps = make_steps("classification")
     state = TrainState.create(TinyNet(rngs=nnx.Rngs(0)), optax.sgd(0.5))
     b = batch(256)
-    first = summarize(steps.eval(state, None, b))
+    first = summarize(steps.eval_accumulate(state, None, b))
     totals = None
     for _ in range(50):
-        state, totals = steps.train(state, totals, b)
+        state, totals = steps.train_accumulate(state, totals, b)
     assert float(totals["count"]) == 50 * 256
-    last = summarize(steps.eval(state, None, b))
+    last = summarize(steps.eval_accumulate(state, None, b))
     assert last["loss"] < 0.5 * first["loss"]
     assert last["accuracy"] > 0.9
 
@@ -91,8 +91,8 @@ def test_dropout_depends_on_step_and_eval_is_deterministic():
     assert float(m0["loss"]) != float(m1["loss"])  # a different mask at another step
     assert float(m0["loss"]) == float(m0_again["loss"])  # same step, same mask
     steps = make_steps("classification")
-    e1 = steps.eval(state, None, b)
-    e2 = steps.eval(s1, None, b)
+    e1 = steps.eval_accumulate(state, None, b)
+    e2 = steps.eval_accumulate(s1, None, b)
     chex.assert_trees_all_close(e1, e2)
 
 
@@ -104,7 +104,7 @@ def test_batchnorm_statistics_update_in_train_only():
     after = new.model_state["bn"]["mean"][...]
     assert not np.allclose(before, after)
     steps = make_steps("classification")
-    steps.eval(new, None, b)
+    steps.eval_accumulate(new, None, b)
     chex.assert_trees_all_close(new.model_state["bn"]["mean"][...], after)
 
 
@@ -112,9 +112,9 @@ def test_state_is_donated():
     steps = make_steps("classification")
     state = TrainState.create(TinyNet(rngs=nnx.Rngs(0)), optax.sgd(0.1))
     b = batch()
-    state, totals = steps.train(state, None, b)
+    state, totals = steps.train_accumulate(state, None, b)
     old_leaf = jax.tree.leaves(state.params)[0]
-    state, totals = steps.train(state, totals, b)
+    state, totals = steps.train_accumulate(state, totals, b)
     assert old_leaf.is_deleted()
 
 
