@@ -11,7 +11,7 @@ the loss ignores padding. Small enough to run as it is on a CPU.
 The book then translates ``go . / i lost . / he's calm . / i'm home .`` greedily and reports
 BLEU (k=2) against ``va ! / j'ai perdu . / il est calme . / je suis chez moi .``
 (``d2ljax.models.decoding.translate``, ``d2ljax.train.metrics.bleu``; §10.8 beam search with
-``beam_size=2..4``; the notebook ``ch10_machine_translation`` prints the table).
+``beam_size=2..4``; the notebook ``ch10_5_machine_translation`` prints the table).
 
 Measured results, with their commands: ``benchmarks/RESULTS.md``.
 """
