@@ -41,30 +41,14 @@ class GPTBlock(PreNormBlock):
     """Pre-norm decoder block: ``x + CausalMHA(LN(x))`` then ``x + MLP(LN(x))`` (§11.9).
 
     The ViT's block (:class:`~d2ljax.nn.prenorm.PreNormBlock` with §11.5's
-    :class:`~d2ljax.models.attention.MultiHeadAttention`) with ``causal=True``; the arguments
-    of :class:`~d2ljax.models.vit.ViTBlock` otherwise.
+    :class:`~d2ljax.models.attention.MultiHeadAttention`) with ``causal=True``; its arguments
+    otherwise.
     """
 
-    def __init__(
-        self,
-        num_hiddens: int,
-        mlp_num_hiddens: int,
-        num_heads: int,
-        dropout: float,
-        use_bias: bool = False,
-        *,
-        rngs: nnx.Rngs,
-    ):
-        super().__init__(
-            num_hiddens,
-            mlp_num_hiddens,
-            num_heads,
-            dropout,
-            use_bias,
-            attention=MultiHeadAttention,
-            causal=True,
-            rngs=rngs,
-        )
+    attention_cls = MultiHeadAttention
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, causal=True, **kwargs)
 
 
 @register("gpt", description="§11.9 decoder-only (GPT-style) causal Transformer language model")

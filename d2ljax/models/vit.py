@@ -130,41 +130,11 @@ ViTMLP = GeluMLP  # the book's name (§11.8.2): dense -> GELU -> dropout -> dens
 
 class ViTBlock(PreNormBlock):
     """Pre-norm Transformer encoder block (§11.8.2): ``x + MHA(LN(x))``, ``x + MLP(LN(x))``;
-    :class:`~d2ljax.nn.prenorm.PreNormBlock` with §11.5's :class:`MultiHeadAttention`.
-
-    Args:
-      num_hiddens: width ``D`` (input = output).
-      mlp_num_hiddens: MLP hidden width.
-      num_heads: attention heads (``D`` must be divisible by it).
-      dropout: attention-weight and MLP dropout rate.
-      use_bias: biases in the attention's four projections (the book: ``False``).
-      causal: mask attention to earlier positions only (a decoder block, as in GPT).
-      rngs: ``params`` and ``dropout`` streams.
-
-    ``__call__(x_BTD, valid_lens=None) -> [B, T, D]``.
+    :class:`~d2ljax.nn.prenorm.PreNormBlock` (its arguments) with §11.5's
+    :class:`MultiHeadAttention`. ``__call__(x_BTD, valid_lens=None) -> [B, T, D]``.
     """
 
-    def __init__(
-        self,
-        num_hiddens: int,
-        mlp_num_hiddens: int,
-        num_heads: int,
-        dropout: float,
-        use_bias: bool = False,
-        *,
-        causal: bool = False,
-        rngs: nnx.Rngs,
-    ):
-        super().__init__(
-            num_hiddens,
-            mlp_num_hiddens,
-            num_heads,
-            dropout,
-            use_bias,
-            attention=MultiHeadAttention,
-            causal=causal,
-            rngs=rngs,
-        )
+    attention_cls = MultiHeadAttention
 
 
 @register("vit", description="§11.8 Vision Transformer: patches, <cls>, pre-norm encoder")

@@ -9,9 +9,10 @@
   (:class:`d2ljax.models.gpt.GPTBlock`) are this block with §11.5's
   :class:`~d2ljax.models.attention.MultiHeadAttention`.
 
-The attention layer is passed in as a class (``nn/`` builds nothing from ``models/``): it is
-built as ``attention(num_hiddens, num_heads, dropout, use_bias, rngs=rngs)`` and called as
-``attention(q, k, v, valid_lens, causal=causal)``.
+The attention layer is a class given by a subclass (``attention_cls``) or by the ``attention``
+argument (``nn/`` builds nothing from ``models/``): it is built as ``attention(num_hiddens,
+num_heads, dropout, use_bias, rngs=rngs)`` and called as ``attention(q, k, v, valid_lens,
+causal=causal)``.
 """
 
 from __future__ import annotations
@@ -66,12 +67,15 @@ class PreNormBlock(nnx.Module):
       num_heads: attention heads (``D`` must be divisible by it).
       dropout: attention-weight and MLP dropout rate.
       use_bias: biases in the attention's four projections (the book: ``False``).
-      attention: the multi-head attention class (see the module docstring).
+      attention: the multi-head attention class (see the module docstring); default: the
+        class attribute ``attention_cls``.
       causal: mask attention to earlier positions only (a decoder block, as in GPT).
       rngs: ``params`` and ``dropout`` streams.
 
     ``__call__(x_BTD, valid_lens=None) -> [B, T, D]``.
     """
+
+    attention_cls: Callable[..., nnx.Module] | None = None
 
     def __init__(
         self,
@@ -81,10 +85,13 @@ class PreNormBlock(nnx.Module):
         dropout: float,
         use_bias: bool = False,
         *,
-        attention: Callable[..., nnx.Module],
+        attention: Callable[..., nnx.Module] | None = None,
         causal: bool = False,
         rngs: nnx.Rngs,
     ):
+        attention = attention or self.attention_cls
+        if attention is None:
+            raise TypeError("PreNormBlock needs an attention class (attention= or attention_cls)")
         self.causal = causal
         self.ln1 = nnx.LayerNorm(num_hiddens, epsilon=LN_EPS, rngs=rngs)
         self.attention = attention(num_hiddens, num_heads, dropout, use_bias, rngs=rngs)
