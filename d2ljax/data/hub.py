@@ -25,9 +25,11 @@ course's ``fra-eng.zip`` exists in two layouts with different SHA-1s).
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import http.client
+import json
 import os
 import posixpath
 import re
@@ -51,6 +53,7 @@ from d2ljax.registry import suggest
 __all__ = [
     "DATA_HUB",
     "DATA_URL",
+    "CacheNotWritableError",
     "ChecksumError",
     "CorruptFileError",
     "DataError",
@@ -100,6 +103,10 @@ class ChecksumError(DataError, ValueError):
 
 class CorruptFileError(DataError, ValueError):
     """A file could be read but its content is malformed (bad archive, truncated data...)."""
+
+
+class CacheNotWritableError(DataError, PermissionError):
+    """A file had to be written into the cache (a download, an extraction) and could not be."""
 
 
 class UnsafeArchiveError(DataError, ValueError):
@@ -481,6 +488,22 @@ def download(name: str, *, data_dir: str | os.PathLike | None = None) -> Path:
     except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as e:
         reason = getattr(e, "reason", None) or e
         raise _not_found(name, entry, candidates, target, f"download failed: {reason}") from e
+    except OSError as e:
+        if _is_write_error(e):
+            raise _not_writable(name, entry.filename, target.parent, "download", e) from None
+        raise
+
+
+def _is_write_error(e: OSError) -> bool:
+    return isinstance(e, PermissionError) or e.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT)
+
+
+def _not_writable(name: str, filename: str, folder: Path, what: str, e: OSError):
+    return CacheNotWritableError(
+        f"cannot {what} {filename} (dataset {name!r}) into {folder}: {e.strerror or e}. Make "
+        "that folder writable, or set D2LJAX_DATA (or pass --data-dir) to a writable cache "
+        "folder; verified copies are still read from wherever they are found."
+    )
 
 
 def _not_found(
@@ -558,8 +581,16 @@ def extract(name: str, *, data_dir: str | os.PathLike | None = None) -> Path:
 
     zip and tar archives unpack into ``<data_dir or cache>/[subdir/]<archive name without suffix>``;
     when everything in the archive sits under one top folder, that folder is returned (so
-    ``ptb.zip`` gives ``.../ptb/ptb``), else the extraction folder itself. A marker file makes
-    later calls return at once. A ``gz`` entry is decompressed to one file, whose path is returned.
+    ``ptb.zip`` gives ``.../ptb/ptb``), else the extraction folder itself. A gz entry is
+    decompressed to one file, whose path is returned.
+
+    The extraction folder holds a manifest (size, modification time and SHA-1 of every file it
+    extracted). Each later call checks it: every file must still be there, with its size, and a
+    file whose modification time changed must still have its digest (only those are read again,
+    so the check costs a ``stat`` per file). A folder that fails the check, or has no manifest
+    (an older version's, or an interrupted extraction), is extracted again from the verified
+    archive, with a warning naming what changed; when the cache cannot be written,
+    :class:`CacheNotWritableError` says so. Files added to the folder are not looked at.
     Members with absolute paths, ``..`` parts, links leaving the folder or special files raise
     :class:`UnsafeArchiveError`; nothing is written then.
     """
@@ -573,24 +604,56 @@ def extract(name: str, *, data_dir: str | os.PathLike | None = None) -> Path:
     target = parent / _strip_archive_suffix(entry.filename)
     if target.name == entry.filename:
         target = parent / (entry.filename + ".extracted")
-    parent.mkdir(parents=True, exist_ok=True)
 
     if entry.archive == "gz":
         if not target.is_file():
-            _gunzip(archive, target)
+
+            def write():
+                parent.mkdir(parents=True, exist_ok=True)
+                _gunzip(archive, target)
+
+            _writable(name, entry.filename, parent, write)
         return target
 
-    if (target / _MARKER).is_file():
+    problems = _changed_members(target) if (target / _MARKER).is_file() else None
+    if problems == []:
         return _content_root(target)
+    if problems:
+        warnings.warn(
+            f"{target} changed since it was extracted from {archive} ({'; '.join(problems)}): "
+            "extracting it again",
+            stacklevel=2,
+        )
+    _writable(name, entry.filename, parent, lambda: _extract_into(entry, archive, parent, target))
+    return _content_root(target)
+
+
+def _writable(name: str, filename: str, folder: Path, write) -> None:
+    """Run ``write()``; a failure to write into ``folder`` is a :class:`CacheNotWritableError`."""
+    try:
+        write()
+    except OSError as e:
+        if _is_write_error(e) and not isinstance(e, DataError):
+            raise _not_writable(name, filename, folder, "extract", e) from None
+        raise
+
+
+def _extract_into(entry: HubEntry, archive: Path, parent: Path, target: Path) -> None:
+    parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=parent))
     try:
         if entry.archive == "zip":
             _safe_extract_zip(archive, tmp)
         else:
             _safe_extract_tar(archive, tmp)
-        (tmp / _MARKER).write_text(f"{archive}\n")
-        if target.exists() and not (target / _MARKER).is_file():
-            shutil.rmtree(target)  # left over from an interrupted run of an older version
+        manifest = {"archive": str(archive), "files": _manifest(tmp)}
+        (tmp / _MARKER).write_text(json.dumps(manifest, indent=0))
+        if target.exists():
+            # an older or changed extraction, or one left by an interrupted run: set it aside
+            # first, since a folder cannot be renamed over a non-empty one
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
+            os.replace(target, old / target.name)
+            shutil.rmtree(old, ignore_errors=True)
         try:
             os.replace(tmp, target)
         except OSError:
@@ -599,7 +662,44 @@ def extract(name: str, *, data_dir: str | os.PathLike | None = None) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return _content_root(target)
+
+
+def _manifest(folder: Path) -> dict[str, list]:
+    """``{relative path: [size, mtime_ns, sha1]}`` of every regular file under ``folder``."""
+    files = {}
+    for root, _, names in os.walk(folder):
+        for filename in names:
+            path = Path(root) / filename
+            if path.is_symlink() or not path.is_file():
+                continue
+            st = path.stat()
+            files[path.relative_to(folder).as_posix()] = [
+                st.st_size,
+                st.st_mtime_ns,
+                file_digest(path)["sha1"],
+            ]
+    return files
+
+
+def _changed_members(folder: Path) -> list[str]:
+    """What differs between ``folder`` and its manifest (empty: nothing)."""
+    try:
+        files = json.loads((folder / _MARKER).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ["it has no manifest of its files"]
+    problems = []
+    for rel, (size, mtime_ns, sha1) in files.items():
+        path = folder / rel
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            problems.append(f"{rel} is missing")
+            continue
+        if st.st_size != size:
+            problems.append(f"{rel} has {st.st_size} bytes instead of {size}")
+        elif st.st_mtime_ns != mtime_ns and file_digest(path)["sha1"] != sha1:
+            problems.append(f"{rel} was modified")
+    return problems
 
 
 def _content_root(folder: Path) -> Path:

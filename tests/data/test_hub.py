@@ -352,6 +352,92 @@ def test_extract_zip_with_top_folder_is_idempotent(monkeypatch, tmp_path):
     assert not [p for p in (tmp_path / "cache").iterdir() if p.name.endswith(".part")]
 
 
+def _extracted_corpus(monkeypatch, tmp_path) -> Path:
+    (tmp_path / "src").mkdir()
+    archive = tmp_path / "src" / "corpus.zip"
+    _make_zip(archive, {"corpus/a.txt": b"alpha", "corpus/sub/b.txt": b"beta"})
+    _register_archive(monkeypatch, tmp_path, "t-zip", archive)
+    return hub.extract("t-zip")
+
+
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (lambda f: f.write_bytes(b"ALPHA"), "a.txt was modified"),  # same size, new mtime
+        (lambda f: f.write_bytes(b"al"), "a.txt has 2 bytes instead of 5"),
+        (lambda f: f.unlink(), "a.txt is missing"),
+    ],
+)
+def test_a_changed_extraction_is_extracted_again(monkeypatch, tmp_path, damage, problem):
+    folder = _extracted_corpus(monkeypatch, tmp_path)
+    damage(folder / "a.txt")
+    with pytest.warns(UserWarning, match=f"changed since it was extracted .*{problem}"):
+        assert hub.extract("t-zip") == folder
+    assert (folder / "a.txt").read_bytes() == b"alpha"
+    assert (folder / "sub" / "b.txt").read_bytes() == b"beta"
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["corpus"]
+
+
+def test_an_unchanged_extraction_is_checked_without_reading_it(monkeypatch, tmp_path):
+    folder = _extracted_corpus(monkeypatch, tmp_path)
+    real, read = hub.file_digest, []
+
+    def spy(path, algorithms=("sha1",)):
+        read.append(Path(path).name)
+        return real(path, algorithms)
+
+    monkeypatch.setattr(hub, "file_digest", spy)
+    assert hub.extract("t-zip") == folder
+    assert read == ["corpus.zip"]  # the archive's digest; no extracted file is read
+    os.utime(folder / "a.txt", ns=(1, 1))  # another mtime, the same bytes: read, accepted
+    read.clear()
+    assert hub.extract("t-zip") == folder
+    assert read == ["corpus.zip", "a.txt"]
+
+
+def test_an_extraction_without_a_manifest_is_extracted_again(monkeypatch, tmp_path):
+    folder = _extracted_corpus(monkeypatch, tmp_path)
+    (folder.parent / ".d2ljax-extracted").write_text("written by an older version\n")
+    (folder / "a.txt").write_bytes(b"changed")
+    with pytest.warns(UserWarning, match="no manifest"):
+        hub.extract("t-zip")
+    assert (folder / "a.txt").read_bytes() == b"alpha"
+
+
+def test_a_cache_that_cannot_be_written_is_a_clear_error(monkeypatch, tmp_path):
+    """Simulated (the tests may run as root): creating the extraction folder is refused."""
+    (tmp_path / "src").mkdir()
+    archive = tmp_path / "src" / "corpus.zip"
+    _make_zip(archive, {"corpus/a.txt": b"alpha"})
+    _register_archive(monkeypatch, tmp_path, "t-zip", archive)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "cache"))
+
+    monkeypatch.setattr(hub.tempfile, "mkdtemp", refuse)
+    with pytest.raises(hub.CacheNotWritableError) as e:
+        hub.extract("t-zip")
+    assert str(e.value).startswith(
+        f"cannot extract corpus.zip (dataset 't-zip') into {tmp_path / 'cache'}: Permission "
+        "denied. Make that folder writable, or set D2LJAX_DATA"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_cache(monkeypatch, tmp_path):
+    (tmp_path / "src").mkdir()
+    archive = tmp_path / "src" / "corpus.zip"
+    _make_zip(archive, {"corpus/a.txt": b"alpha"})
+    _register_archive(monkeypatch, tmp_path, "t-zip", archive)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache").chmod(0o555)
+    try:
+        with pytest.raises(hub.CacheNotWritableError, match="Permission denied"):
+            hub.extract("t-zip")
+    finally:
+        (tmp_path / "cache").chmod(0o755)
+
+
 def test_extract_zip_at_root_returns_extraction_folder(monkeypatch, tmp_path):
     (tmp_path / "src").mkdir()
     archive = tmp_path / "src" / "flat.zip"
