@@ -65,38 +65,80 @@ def register_optimizer(name: str, factory: Callable[..., optax.GradientTransform
     OPTIMIZERS.register(name, factory, overwrite=True)
 
 
+def _steps(value, what: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ValueError(f"{what} must be a whole number of steps, got {value!r}")
+    if value < low:
+        raise ValueError(f"{what} must be >= {low}, got {value!r}")
+    return int(value)
+
+
+def _length(kw: dict, total_steps: int | None, low: int) -> tuple[int | None, str]:
+    """``decay_steps`` (given, or the run's ``total_steps``; None when neither is known) and
+    how to name it in an error."""
+    if "decay_steps" in kw:
+        return _steps(kw.pop("decay_steps"), "decay_steps", low), "decay_steps"
+    if total_steps is None:
+        return None, ""
+    return _steps(total_steps, "the run's number of steps", 1), (
+        "decay_steps (not given: the run's number of steps)"
+    )
+
+
+def _required(kw: dict, key: str, name: str):
+    if key not in kw:
+        raise ValueError(f"the {name} schedule needs {key}")
+    return kw.pop(key)
+
+
 def make_schedule(
-    learning_rate: float, schedule: dict | None, total_steps: int
+    learning_rate: float, schedule: dict | None, total_steps: int | None
 ) -> float | optax.Schedule:
     """A constant rate, or an optax schedule from ``{"name": ..., **kwargs}``.
 
     Names: ``cosine`` (``warmup_steps``, ``final_lr``), ``exponential`` (``decay_rate``,
     ``transition_steps``), ``piecewise`` (``boundaries_and_scales``: the book's multi-factor),
-    ``linear`` (``final_lr``). ``decay_steps`` defaults to the run's total number of steps.
+    ``linear`` (``final_lr``). ``decay_steps`` defaults to the run's total number of steps,
+    ``total_steps``; None (not known yet): the schedule's own arguments are checked and a
+    stand-in length is used. Bad arguments raise a ValueError that names them.
     """
     if not schedule:
         return learning_rate
     kw = dict(schedule)
-    name = _SCHEDULES.get(kw.pop("name"))
+    name = _SCHEDULES.get(kw.pop("name", None))
     if name == "cosine":
+        warmup = _steps(kw.pop("warmup_steps", 0), "warmup_steps", 0)
+        decay, what = _length(kw, total_steps, 1)
+        if decay is None:
+            decay = warmup + 1
+        elif decay <= warmup:
+            raise ValueError(
+                f"cosine schedule: {what} ({decay}) must exceed warmup_steps ({warmup}): the "
+                "warm-up is part of the schedule"
+            )
         return optax.warmup_cosine_decay_schedule(
             init_value=kw.pop("init_lr", 0.0),
             peak_value=learning_rate,
-            warmup_steps=kw.pop("warmup_steps", 0),
-            decay_steps=kw.pop("decay_steps", total_steps),
+            warmup_steps=warmup,
+            decay_steps=decay,
             end_value=kw.pop("final_lr", 0.0),
             **kw,
         )
     if name == "exponential":
+        steps = _steps(kw.pop("transition_steps", 1), "transition_steps", 1)
         return optax.exponential_decay(
-            learning_rate, kw.pop("transition_steps", 1), kw.pop("decay_rate"), **kw
+            learning_rate, steps, _required(kw, "decay_rate", name), **kw
         )
     if name == "piecewise":
-        bs = {int(k): float(v) for k, v in kw.pop("boundaries_and_scales").items()}
+        table = _required(kw, "boundaries_and_scales", name)
+        if not isinstance(table, dict):
+            raise ValueError(f"boundaries_and_scales must map steps to scales, got {table!r}")
+        bs = {int(k): float(v) for k, v in table.items()}
         return optax.piecewise_constant_schedule(learning_rate, bs, **kw)
     if name == "linear":
+        decay, _ = _length(kw, total_steps, 1)
         return optax.linear_schedule(
-            learning_rate, kw.pop("final_lr", 0.0), kw.pop("decay_steps", total_steps), **kw
+            learning_rate, kw.pop("final_lr", 0.0), 1 if decay is None else decay, **kw
         )
     raise _SCHEDULES.unknown(name)
 
@@ -189,10 +231,11 @@ def make_optimizer(
     weight_decay: float = 0.0,
     grad_clip: float | None = None,
     schedule: dict | None = None,
-    total_steps: int = 1,
+    total_steps: int | None = 1,
     **kwargs,
 ) -> optax.GradientTransformation:
-    """Build the optax chain a config names (see the module docstring)."""
+    """Build the optax chain a config names (see the module docstring); ``total_steps`` is the
+    run's length, the default length of a schedule (None: not known, see :func:`make_schedule`)."""
     factory = OPTIMIZERS.get(name)
     lr = make_schedule(learning_rate, schedule, total_steps)
     parts = []
