@@ -3,15 +3,24 @@
 EXPERIMENT is the name of a config in ``configs/`` (``softmax_regression``), optionally with a
 variant (``softmax_regression:smoke``), or the path of a Python file that defines ``get_config``.
 ``d2ljax list`` groups the experiments by book chapter, in book order (:data:`BOOK_ORDER`).
+
+Whatever goes wrong is one line on stderr, ``d2ljax: error: ...``, and exit status 2 (a bad
+config value or name, a workdir that cannot take the run, missing or damaged data, a file that
+cannot be written); Ctrl-C is one line saying where the run stopped and how to continue, exit
+status 130 (143 for a SIGTERM that ``fit`` turned into an interruption); output cut short by
+its reader (``d2ljax show mlp | head``) ends quietly, exit status 141.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import json
+import os
 import pkgutil
+import signal
 import sys
 from pathlib import Path
 
@@ -19,6 +28,13 @@ from d2ljax.config import Config, ConfigError, apply_overrides
 from d2ljax.registry import Registry
 
 _NOT_EXPERIMENTS = {"common"}
+
+# Keys newer than some config files (a config built without ``configs/common.py``): filled in
+# with their defaults when absent, so ``--set`` can change them.
+_ADDED_KEYS = {"on_nonfinite": "stop"}
+
+# OS errors that say a file could not be written (read-only place, no space), not a bug.
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 # The chapters of the book (d2l.ai 1.0), number -> title.
 CHAPTERS = {
@@ -153,14 +169,15 @@ def load_config(experiment: str) -> Config:
         cfg = module.get_config(variant or None)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    return cfg if isinstance(cfg, Config) else Config(cfg)
+    cfg = cfg if isinstance(cfg, Config) else Config(cfg)
+    for key, default in _ADDED_KEYS.items():
+        cfg.setdefault(key, default)
+    return cfg
 
 
 def _enable_compilation_cache() -> None:
     """Keep XLA's compiled programs on disk, so a second run of an experiment (or a resume)
     skips compilation: ``$JAX_COMPILATION_CACHE_DIR``, else ``~/.cache/d2ljax/jax-cache``."""
-    import os
-
     import jax
 
     path = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
@@ -217,6 +234,42 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (see the module docstring)."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader went away (`d2ljax show mlp | head`): what it did not read is not wanted.
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
+    except KeyboardInterrupt as e:
+        print(_interrupted(e), file=sys.stderr, flush=True)
+        return 128 + int(getattr(e, "signum", None) or signal.SIGINT)  # 130 for Ctrl-C
+
+
+def _interrupted(e: KeyboardInterrupt) -> str:
+    """The Ctrl-C line: where a run stopped (what ``fit``'s ``TrainingInterrupted`` carries:
+    ``epoch``, ``last_checkpoint``) and how to continue."""
+    epoch = getattr(e, "epoch", None)
+    if epoch is None:
+        return "d2ljax: interrupted"
+    last = getattr(e, "last_checkpoint", None)
+    if last is None:
+        if getattr(e, "workdir", None) is None:
+            return f"d2ljax: interrupted in epoch {epoch}; the run has no workdir to resume from"
+        return f"d2ljax: interrupted in epoch {epoch}; no checkpoint was written yet"
+    return (
+        f"d2ljax: interrupted in epoch {epoch}; the last checkpoint is epoch {last}; "
+        "continue with --resume"
+    )
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "list":
@@ -225,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
                 for section, name, desc in items:
                     print(f"  {section:8s} {name:28s} {desc}")
             return 0
+        if args.command == "train" and args.resume and args.overwrite:
+            raise ConfigError(
+                "--resume and --overwrite contradict each other: --resume continues the "
+                "checkpoints in the workdir, --overwrite deletes them; give one of them"
+            )
         cfg = apply_overrides(load_config(args.experiment), args.set)
         if args.command == "show":
             print(json.dumps(cfg.to_dict(), indent=2))
@@ -232,8 +290,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.epochs is not None:
             cfg = apply_overrides(cfg, [f"epochs={args.epochs}"])
         if args.data_dir:
-            import os
-
             os.environ["D2LJAX_DATA"] = str(Path(args.data_dir).expanduser().absolute())
         from d2ljax.parallel import distributed
 
@@ -249,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         _enable_compilation_cache()
         from d2ljax.experiment import run, validate
 
-        validate(cfg)  # a bad name fails before anything is printed or written
+        validate(cfg)  # a bad name or value fails before anything is printed or written
         workdir = args.workdir or str(
             Path("runs") / args.experiment.replace(":", "-").replace("/", "_").removesuffix(".py")
         )
@@ -269,15 +325,27 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     except (ConfigError, FileExistsError) as e:
-        print(f"d2ljax: error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # data errors carry their own instructions
+        return _error(e)
+    except OSError as e:
         from d2ljax.data import hub
 
-        if isinstance(e, (hub.DataNotFoundError, hub.ChecksumError)):
-            print(f"d2ljax: error: {e}", file=sys.stderr)
-            return 2
+        if isinstance(e, hub.DataError):  # data errors carry their own instructions
+            return _error(e)
+        if e.errno in _WRITE_ERRNOS:
+            where = f" {e.filename}" if e.filename else ""
+            return _error(f"cannot write{where}: {e.strerror or e}")
         raise
+    except Exception as e:
+        from d2ljax.data import hub
+
+        if isinstance(e, hub.DataError):
+            return _error(e)
+        raise
+
+
+def _error(e: BaseException | str) -> int:
+    print(f"d2ljax: error: {e}", file=sys.stderr, flush=True)
+    return 2
 
 
 if __name__ == "__main__":

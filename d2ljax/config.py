@@ -4,13 +4,19 @@ A config file in ``configs/`` defines ``get_config(variant=None) -> Config``. It
 once built: ``cfg.set("optimizer.learning_rate", 0.05)`` (what ``--set`` does) only changes keys
 that exist, checks the value's type, and names the valid keys when a key is unknown.
 ``model.kwargs`` is the one open mapping: its keys are checked against the model constructor.
+
+Values are checked by :func:`check_values` against a table of :class:`Key` specs (each key's type
+and range; the experiment layer holds the table for experiment configs): a bad value is a
+:class:`ConfigError` naming the key, the value and what is expected.
 """
 
 from __future__ import annotations
 
 import ast
 import copy
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from d2ljax.registry import suggest
@@ -111,7 +117,7 @@ def _coerce(path: str, old: Any, new: Any) -> Any:
         return Config(new) if isinstance(new, Mapping) else new
     if isinstance(old, bool):
         if not isinstance(new, bool):
-            raise ConfigError(f"{path} expects true/false, got {new!r}")
+            raise ConfigError(f"config key `{path}` must be true or false, got {new!r}")
         return new
     if isinstance(old, float) and isinstance(new, int) and not isinstance(new, bool):
         return float(new)
@@ -122,19 +128,18 @@ def _coerce(path: str, old: Any, new: Any) -> Any:
     ):
         if isinstance(old, int) and isinstance(new, float):
             if not new.is_integer():
-                raise ConfigError(f"{path} expects an integer, got {new!r}")
+                raise ConfigError(f"config key `{path}` must be an integer, got {new!r}")
             return int(new)
         return new
     if isinstance(old, Mapping):
         if not isinstance(new, Mapping):
-            raise ConfigError(f"{path} expects a mapping, got {new!r}")
+            raise ConfigError(f"config key `{path}` must be a mapping, got {new!r}")
         return Config(new)
     if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
         return type(old)(new)
     if type(old) is not type(new):
-        raise ConfigError(
-            f"{path} expects a {type(old).__name__}, got {new!r} ({type(new).__name__})"
-        )
+        kind = _KIND_NAMES.get(type(old), f"a {type(old).__name__}")
+        raise ConfigError(f"config key `{path}` must be {kind}, got {new!r}")
     return new
 
 
@@ -147,3 +152,89 @@ def apply_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Conf
         key, value = item.split("=", 1)
         cfg.set(key.strip(), value)
     return cfg
+
+
+_KIND_NAMES: dict[type, str] = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+    Mapping: "a mapping",
+    list: "a list",
+}
+
+
+@dataclass(frozen=True)
+class Key:
+    """The type and range of one config value.
+
+    ``kind`` is ``int``, ``float`` (an int is accepted too), ``str``, ``bool``, ``Mapping`` or
+    ``list`` (a tuple is accepted too); ``low``/``high`` bound numbers (inclusive, ``low_open``
+    makes the lower bound exclusive); ``choices`` lists the accepted values; ``none``: None is
+    accepted (meaning: the default behaviour, said in ``none_means``).
+    """
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple = ()
+    none: bool = False
+    none_means: str = ""
+
+    def expected(self) -> str:
+        if self.choices:
+            text = "one of " + ", ".join(repr(c) for c in self.choices)
+        else:
+            text = _KIND_NAMES[self.kind]
+            if self.low is not None and self.high is not None:
+                text += f" in [{_num(self.low)}, {_num(self.high)}]"
+            elif self.low is not None:
+                text += f" {'>' if self.low_open else '>='} {_num(self.low)}"
+            elif self.high is not None:
+                text += f" <= {_num(self.high)}"
+        if self.none:
+            text += " or none" + (f" ({self.none_means})" if self.none_means else "")
+        return text
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return self.none
+        if self.choices:
+            return value in self.choices
+        kind = self.kind
+        if kind is bool:
+            return isinstance(value, bool)
+        if isinstance(value, bool):
+            return False
+        if kind is int:
+            ok = isinstance(value, int)
+        elif kind is float:
+            ok = isinstance(value, (int, float)) and math.isfinite(value)
+        elif kind is list:
+            ok = isinstance(value, (list, tuple))
+        else:
+            ok = isinstance(value, kind)
+        if not ok or kind not in (int, float):
+            return ok
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(x)
+
+
+def check_values(cfg: Mapping, keys: Mapping[str, Key]) -> None:
+    """Check every value of ``cfg`` that ``keys`` (dotted path -> :class:`Key`) describes; keys
+    absent from ``cfg`` are skipped. Raises a :class:`ConfigError` for the first bad value."""
+    for path, spec in keys.items():
+        node: Any = cfg
+        for part in path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                break
+            node = node[part]
+        else:
+            if not spec.accepts(node):
+                raise ConfigError(f"config key `{path}` must be {spec.expected()}, got {node!r}")

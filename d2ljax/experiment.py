@@ -2,6 +2,14 @@
 
 This is the one place that ties ``data/``, ``models/`` and ``train/`` together; the CLI and the
 notebooks call :func:`run`.
+
+A run is checked before it does any work: :func:`validate` checks every value of the config
+(:data:`CONFIG_KEYS`: each key's type and range) and every name it gives; :func:`run` checks the
+workdir (writable; existing checkpoints are resumed or overwritten only when asked; a resumed run
+has the config its checkpoints were written by, up to :data:`RESUME_MAY_CHANGE`); :func:`build`
+checks what needs the data (the validation split exists, classification labels lie in the
+model's range, the schedule fits the run's steps). ``config.json`` is written only once the run
+is accepted.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ import inspect
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +26,77 @@ from typing import Any
 import numpy as np
 from flax import nnx
 
-from d2ljax.config import Config, ConfigError
+from d2ljax.config import Config, ConfigError, Key, check_values
 from d2ljax.data import ArrayLoader, image_transform, load_dataset
 from d2ljax.tasks import SupervisedTask
 from d2ljax.train import EarlyStopping, FitResult, fit, make_optimizer
+from d2ljax.train.optimizer import make_schedule
+from d2ljax.train.steps import PRECISIONS
+
+#: The type and range of every key of an experiment config (``configs/common.py`` lists them).
+CONFIG_KEYS: dict[str, Key] = {
+    "description": Key(str),
+    "model": Key(Mapping),
+    "model.name": Key(str),
+    "model.kwargs": Key(Mapping),
+    "data": Key(Mapping),
+    "data.name": Key(str),
+    "data.batch_size": Key(int, low=1),
+    "data.eval_batch_size": Key(int, low=1, none=True, none_means="data.batch_size"),
+    "data.resize": Key(int, low=1, none=True, none_means="the images' own size"),
+    "data.on_device": Key(bool),
+    "data.drop_remainder": Key(bool),
+    "data.val_split": Key(str, none=True, none_means="no validation"),
+    "data.limit": Key(int, low=1, none=True, none_means="every example"),
+    "data.kwargs": Key(Mapping),
+    "loss": Key(str),
+    "optimizer": Key(Mapping),
+    "optimizer.name": Key(str),
+    "optimizer.learning_rate": Key(float, low=0, low_open=True),
+    "optimizer.weight_decay": Key(float, low=0),
+    "optimizer.grad_clip": Key(float, low=0, low_open=True, none=True, none_means="no clipping"),
+    "optimizer.schedule": Key(Mapping, none=True, none_means="a constant rate"),
+    "optimizer.kwargs": Key(Mapping),
+    "epochs": Key(int, low=1),
+    "seed": Key(int, low=0, high=2**32 - 1),
+    "checkpoint_every": Key(int, low=0),
+    "early_stopping": Key(Mapping, none=True, none_means="no early stopping"),
+    "early_stopping.monitor": Key(str),
+    "early_stopping.patience": Key(int, low=0),
+    "early_stopping.min_delta": Key(float, low=0),
+    "early_stopping.mode": Key(str, choices=("min", "max")),
+    "kfold": Key(int, low=0),
+    "mesh": Key(Mapping, none=True, none_means="data parallel over every device"),
+    "precision": Key(str, choices=tuple(PRECISIONS)),
+    "partition": Key(Mapping),
+    "partition.rules": Key(list),
+    "partition.fsdp_min_size": Key(int, low=0),
+    "steps_per_call": Key(int, low=1, none=True, none_means="fit's default"),
+    "on_nonfinite": Key(str, choices=("stop", "warn")),
+}
+
+#: Keys a resumed run may change (a key and everything under it): how long it runs, how often it
+#: checkpoints and stops, how it reports, and where its arrays live; not what is trained or how.
+RESUME_MAY_CHANGE = (
+    "description",
+    "epochs",
+    "checkpoint_every",
+    "early_stopping",
+    "on_nonfinite",
+    "steps_per_call",
+    "data.on_device",
+    "data.eval_batch_size",
+    "mesh",
+    "partition",
+)
+
+#: Classification losses -> the batch keys their model is called on; its output's last axis is
+#: the class axis and ``batch["y"]`` holds the labels.
+_CLASSIFIERS = {
+    "classification": ("x",),
+    "classification_scratch": ("x",),
+    "bert_classification": ("tokens", "segments", "valid_len"),
+}
 
 
 def smoke_mode() -> bool:
@@ -40,25 +116,26 @@ class Experiment:
 
 
 def validate(cfg: Config) -> None:
-    """Check every name a config gives (model, dataset, loss, optimizer, schedule) before any
-    work starts; a bad one is a :class:`ConfigError` that lists the valid names."""
+    """Check a config before any work starts: every value against :data:`CONFIG_KEYS` (its type
+    and range), then every name it gives (model, dataset, loss, optimizer, schedule). A bad one
+    is a :class:`ConfigError` naming the key, the value and what is valid. What needs the data
+    (the validation split, the labels, the schedule's length in steps) is checked by
+    :func:`build`."""
     from d2ljax.data import list_dataset_names
     from d2ljax.models.registry import UnknownModelError, get_constructor
     from d2ljax.train import get_loss
 
+    check_values(cfg, CONFIG_KEYS)
     checks = [
         lambda: get_constructor(cfg.model.name),
         lambda: get_loss(cfg.loss),
-        lambda: _optimizer(cfg, 1),
+        lambda: _optimizer(cfg, None),
     ]
     for check in checks:
         try:
             check()
         except (UnknownModelError, ValueError) as e:
             raise ConfigError(str(e)) from None
-    spc = cfg.get("steps_per_call")
-    if spc is not None and (not isinstance(spc, int) or isinstance(spc, bool) or spc < 1):
-        raise ConfigError(f"config key `steps_per_call` must be an integer >= 1, got {spc!r}")
     if cfg.data.name not in list_dataset_names():
         try:
             load_dataset(cfg.data.name)
@@ -166,10 +243,18 @@ def _sharding(cfg: Config | None = None):
         raise ConfigError(f"config key `mesh`: {e}") from None
 
 
-def _optimizer(cfg: Config, steps_per_epoch: int):
+def _optimizer(cfg: Config, steps_per_epoch: int | None):
+    """The config's optimizer for ``steps_per_epoch`` train steps an epoch. None (the data is
+    not loaded yet): the schedule is checked without its length in steps, which defaults to
+    the run's steps and is checked once they are known."""
     o = dict(cfg.optimizer)
     kwargs = dict(o.pop("kwargs", {}) or {})
-    return make_optimizer(total_steps=max(1, steps_per_epoch * cfg.epochs), **o, **kwargs)
+    total = None if steps_per_epoch is None else max(1, steps_per_epoch * cfg.epochs)
+    try:
+        make_schedule(o["learning_rate"], o.get("schedule"), total)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"config key `optimizer.schedule`: {e}") from None
+    return make_optimizer(total_steps=total, **o, **kwargs)
 
 
 def _parallel_kwargs(cfg: Config) -> dict:
@@ -184,16 +269,83 @@ def _parallel_kwargs(cfg: Config) -> dict:
 
 
 def build(cfg: Config, splits: dict | None = None) -> Experiment:
-    """Everything ``fit`` needs, from a config."""
+    """Everything ``fit`` needs, from a config (checked by :func:`validate` first). With the
+    data loaded, a :class:`ConfigError` also says when the validation split does not exist,
+    when classification labels lie outside ``[0, number of classes)`` (the model's output size)
+    and when the schedule does not fit the run's steps."""
     validate(cfg)
     if splits is None:
         splits = load_dataset(cfg.data.name, **dict(cfg.data.get("kwargs", {})))
     splits = dict(splits)
     info = splits.pop("_info", None)
+    val_key = cfg.data.get("val_split", "test")
+    if val_key is not None and val_key not in splits:
+        raise ConfigError(
+            f"config key `data.val_split`: dataset {cfg.data.name!r} has no split {val_key!r}; "
+            f"its splits: {', '.join(splits)} (or none: no validation)"
+        )
     mesh, sharding = _sharding(cfg)
-    train, val = _loaders(cfg, splits, "train", cfg.data.get("val_split", "test"), sharding)
+    train, val = _loaders(cfg, splits, "train", val_key, sharding)
     model = build_model(cfg, cfg.seed, info)
+    limit = cfg.data.get("limit")
+    used = {"train": _subset(splits["train"], limit)}
+    if val is not None:
+        used[val_key] = _subset(splits[val_key], limit)
+    _check_labels(cfg, model, train.transform, used)
     return Experiment(cfg, model, train, val, _optimizer(cfg, len(train)), mesh, info)
+
+
+def _num_classes(model: nnx.Module, split: dict, transform, inputs: tuple[str, ...]) -> int | None:
+    """The size of the last axis of ``model``'s output on one example of ``split`` (abstract
+    evaluation: nothing is computed or compiled); None if the model cannot be evaluated so."""
+    import jax
+
+    graphdef, state = nnx.split(model)
+    example = {k: jax.ShapeDtypeStruct((1, *np.shape(v)[1:]), v.dtype) for k, v in split.items()}
+
+    def forward(state, batch):
+        if transform is not None:
+            batch = transform(batch)
+        return nnx.merge(graphdef, state)(*(batch[k] for k in inputs))
+
+    try:
+        out = jax.eval_shape(forward, state, example)
+    except Exception:  # noqa: BLE001 - the check is a courtesy; fit reports a broken model
+        return None
+    return out.shape[-1] if len(getattr(out, "shape", ())) >= 1 else None
+
+
+def _check_labels(cfg: Config, model: nnx.Module, transform, splits: dict[str, dict]) -> None:
+    """For a classification loss: every label ``y`` of ``splits`` (name -> arrays, the train
+    split first) is an integer in ``[0, C)``, C the model's output size; else a
+    :class:`ConfigError` naming the offending values."""
+    inputs = _CLASSIFIERS.get(cfg.loss) if isinstance(cfg.loss, str) else None
+    train = next(iter(splits.values()))
+    if inputs is None or "y" not in train or any(k not in train for k in inputs):
+        return
+    num_classes = _num_classes(model, train, transform, inputs)
+    if num_classes is None:
+        return
+    for name, split in splits.items():
+        y = np.asarray(split["y"])
+        if not np.issubdtype(y.dtype, np.integer):
+            raise ConfigError(
+                f"loss {cfg.loss!r} needs integer class labels, but the labels of dataset "
+                f"{cfg.data.name!r} (split {name!r}) are {y.dtype}"
+            )
+        bad = (y < 0) | (y >= num_classes)
+        if bad.any():
+            values, counts = np.unique(y[bad], return_counts=True)
+            shown = ", ".join(
+                f"{v} ({c} example{'s' if c > 1 else ''})"
+                for v, c in zip(values[:10].tolist(), counts[:10].tolist(), strict=True)
+            )
+            more = f" and {len(values) - 10} more values" if len(values) > 10 else ""
+            raise ConfigError(
+                f"the labels of dataset {cfg.data.name!r} (split {name!r}) must be class indices "
+                f"in [0, {num_classes}) for the model {cfg.model.name!r} ({num_classes} outputs); "
+                f"found {shown}{more}"
+            )
 
 
 def _callbacks(cfg: Config):
@@ -211,9 +363,23 @@ def run(
     overwrite: bool = False,
     progress: bool | None = None,
 ) -> FitResult:
-    """Train the experiment ``cfg`` describes; write metrics, curves and checkpoints to workdir."""
+    """Train the experiment ``cfg`` describes; write metrics, curves and checkpoints to workdir.
+
+    The config and the workdir are checked first (:func:`validate`, :func:`check_workdir`), then
+    the data (:func:`build`); ``config.json`` is written once all of that passed, so a refused
+    run leaves the workdir as it was."""
+    if resume and overwrite:
+        raise ConfigError(
+            "resume and overwrite contradict each other: --resume continues the checkpoints in "
+            "the workdir, --overwrite deletes them; give one of them"
+        )
     if cfg.get("kfold"):
         return run_kfold(cfg, workdir, resume=resume, overwrite=overwrite, progress=progress)
+    validate(cfg)
+    if workdir is not None:
+        check_workdir(cfg, workdir, resume=resume, overwrite=overwrite)
+        if resume and checkpoint_epochs(workdir)[-1:] == [cfg.epochs]:
+            print(f"{workdir} already has all {cfg.epochs} epochs: nothing to train", flush=True)
     exp = build(cfg)
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
@@ -224,9 +390,108 @@ def run(
     return train(exp, workdir, resume=resume, overwrite=overwrite, progress=progress)
 
 
+class _Absent:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+#: The value :func:`config_changes` reports for a key one of the configs does not have.
+ABSENT = _Absent()
+
+
+def checkpoint_epochs(workdir: str | os.PathLike) -> list[int]:
+    """The epochs saved under ``workdir/checkpoints`` (Orbax's numbered step folders), sorted;
+    read from the folder names only."""
+    folder = Path(workdir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and p.is_dir())
+
+
+def config_changes(old: Mapping, new: Mapping) -> list[tuple[str, Any, Any]]:
+    """``[(dotted key, old value, new value)]`` for every value that differs between two configs
+    (as JSON would store them), except the keys in :data:`RESUME_MAY_CHANGE`. A key one config
+    lacks counts as changed unless the other's value is None (the default); its value is then
+    :data:`ABSENT`."""
+
+    def flat(node, prefix=""):
+        out = {}
+        for k, v in node.items():
+            path = f"{prefix}{k}"
+            if isinstance(v, Mapping) and v:
+                out.update(flat(v, path + "."))
+            else:
+                out[path] = v
+        return out
+
+    def may_change(path):
+        return any(path == k or path.startswith(k + ".") for k in RESUME_MAY_CHANGE)
+
+    a = flat(json.loads(json.dumps(dict(old))))
+    b = flat(json.loads(json.dumps(new.to_dict() if isinstance(new, Config) else dict(new))))
+    changes = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, ABSENT), b.get(key, ABSENT)
+        if va == vb or may_change(key) or (va is ABSENT and vb is None):
+            continue
+        if vb is ABSENT and va is None:
+            continue
+        changes.append((key, va, vb))
+    return changes
+
+
+def check_workdir(
+    cfg: Config, workdir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False
+) -> None:
+    """Refuse a run its workdir cannot take, before any work and without writing anything: a
+    workdir that cannot be written; checkpoints there without ``resume`` or ``overwrite``
+    (:class:`FileExistsError`); with ``resume``, checkpoints written by a config that differs
+    from ``cfg`` in a key outside :data:`RESUME_MAY_CHANGE` (compared with the workdir's
+    ``config.json``; a workdir without one is not compared) or with more epochs than ``cfg``
+    asks for (a run that already has exactly ``cfg.epochs`` is resumed and trains nothing)."""
+    wd = Path(workdir)
+    existing = wd
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing == wd and not wd.is_dir():
+        raise ConfigError(f"workdir {wd} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == wd else f" (its folder {existing} is read-only)"
+        raise ConfigError(f"workdir {wd} cannot be written{where}: pick another with --workdir")
+    epochs = checkpoint_epochs(wd)
+    if not epochs or overwrite:
+        return
+    if not resume:
+        raise FileExistsError(
+            f"{wd} already has checkpoints (epochs {epochs}): resume them with resume=True "
+            "(--resume), start over with overwrite=True (--overwrite), or pick another workdir"
+        )
+    stored = wd / "config.json"
+    if stored.is_file():
+        try:
+            old = json.loads(stored.read_text())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"cannot read {stored} to compare it with this config: {e}") from None
+        changes = config_changes(old, cfg)
+        if changes:
+            listed = "; ".join(f"key {k}: {a!r} -> {b!r}" for k, a, b in changes)
+            raise ConfigError(
+                f"the checkpoint in {wd} was written by a different config: {listed}. Resume "
+                f"with the config it was written by ({stored}), start over with overwrite=True "
+                "(--overwrite), or pick another workdir"
+            )
+    if epochs[-1] > cfg.epochs:
+        raise ConfigError(
+            f"the run in {wd} already has {epochs[-1]} epochs (its latest checkpoint), more than "
+            f"the {cfg.epochs} asked for: resume with more than {epochs[-1]} epochs "
+            "(--epochs) to train further, or start over with overwrite=True (--overwrite)"
+        )
+
+
 def train(exp: Experiment, workdir=None, *, quiet: bool = False, **fit_kwargs) -> FitResult:
     """``fit`` with everything the experiment's config says (epochs, loss, seed, checkpoints,
-    early stopping, mesh); ``quiet`` silences the per-epoch lines and the curves plot."""
+    early stopping, what a non-finite loss does, mesh); ``quiet`` silences the per-epoch lines
+    and the curves plot."""
     cfg = exp.config
     if quiet:
         fit_kwargs.update(log=lambda line: None, plot=False)
@@ -242,6 +507,7 @@ def train(exp: Experiment, workdir=None, *, quiet: bool = False, **fit_kwargs) -
         seed=cfg.seed,
         workdir=workdir,
         checkpoint_every=cfg.get("checkpoint_every", 1),
+        on_nonfinite=cfg.get("on_nonfinite") or "stop",
         callbacks=_callbacks(cfg),
         mesh=exp.mesh,
         **parallel,

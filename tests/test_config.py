@@ -35,7 +35,7 @@ def test_int_float_coercion():
     assert isinstance(c.optimizer.learning_rate, float) and c.epochs == 4
     with pytest.raises(ConfigError, match="integer"):
         apply_overrides(cfg(), ["epochs=2.5"])
-    with pytest.raises(ConfigError, match="expects a int"):
+    with pytest.raises(ConfigError, match="`epochs` must be an integer, got .lots."):
         apply_overrides(cfg(), ["epochs=lots"])
 
 
