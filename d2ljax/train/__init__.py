@@ -1,10 +1,21 @@
 """The training core: state, pure steps, the ``fit`` loop, checkpoints, losses, optimizers."""
 
-from d2ljax.train.checkpoint import Checkpointer, load_params, save_params
+from d2ljax.train.checkpoint import (
+    CheckpointDamaged,
+    Checkpointer,
+    CheckpointError,
+    CheckpointMismatch,
+    NoIntactCheckpoint,
+    load_params,
+    save_params,
+)
+from d2ljax.train.lock import WorkdirLock, WorkdirLocked, lock_workdir
 from d2ljax.train.loop import (
     Callback,
     EarlyStopping,
     FitResult,
+    TrainingDiverged,
+    TrainingInterrupted,
     evaluate,
     fit,
     predict,
@@ -25,6 +36,9 @@ from d2ljax.train.task import Task, TaskState
 
 __all__ = [
     "Callback",
+    "CheckpointDamaged",
+    "CheckpointError",
+    "CheckpointMismatch",
     "Checkpointer",
     "EarlyStopping",
     "FitResult",
@@ -40,6 +54,7 @@ __all__ = [
     "make_optimizer",
     "make_schedule",
     "make_steps",
+    "NoIntactCheckpoint",
     "predict",
     "num_params",
     "register_loss",
@@ -51,4 +66,9 @@ __all__ = [
     "Task",
     "TaskState",
     "train_step",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "WorkdirLock",
+    "WorkdirLocked",
+    "lock_workdir",
 ]

@@ -9,6 +9,12 @@ written to ``WORKDIR/metrics.json``, a checkpoint every ``checkpoint_every`` epo
 and the callbacks (early stopping). A run interrupted at any point resumes from its last checkpoint
 with ``resume=True`` and ends with exactly the parameters of an uninterrupted run.
 
+When things go wrong: a damaged checkpoint is reported and passed over on resume (see
+:mod:`d2ljax.train.checkpoint`); a non-finite loss or state stops the run (or warns, with
+``on_nonfinite="warn"``) and is never checkpointed; the workdir is locked against a second run
+(:mod:`d2ljax.train.lock`); Ctrl-C raises :class:`TrainingInterrupted`, which says where to
+resume.
+
 Devices (book chapter 13): by default ``fit`` trains data parallel over every local device (the
 batch split over a ``data`` mesh axis, the gradient all-reduced by XLA); a mesh with an ``fsdp``
 axis also shards the parameters and optimizer state (FSDP), and ``precision="bfloat16"`` computes
@@ -20,11 +26,14 @@ each process's shards and process 0 the metadata).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from d2ljax.config import ConfigError
 from d2ljax.parallel.mesh import (
     check_batch_size,
     data_sharding,
@@ -47,7 +57,8 @@ from d2ljax.parallel.mesh import (
     throttle,
 )
 from d2ljax.train import programs
-from d2ljax.train.checkpoint import Checkpointer
+from d2ljax.train.checkpoint import Checkpointer, NoIntactCheckpoint, _agree, _unwrap_keys
+from d2ljax.train.lock import WorkdirLock, WorkdirLocked
 from d2ljax.train.task import Task
 
 #: Default ``steps_per_call`` of :func:`fit`: compiled steps per host dispatch when the training
@@ -110,6 +121,140 @@ class FitResult:
     def model(self) -> nnx.Module:
         """The trained model in eval mode (the task's :meth:`~d2ljax.train.Task.model`)."""
         return self.task.model(self.state) if self.task is not None else self.state.model()
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """``fit`` was interrupted (Ctrl-C, or SIGTERM in a one-process run) after it waited for the
+    checkpoint being written and released the workdir.
+
+    ``epoch``: the epoch being trained, from 1 (None: before training started); ``last_checkpoint``:
+    the newest checkpoint's epoch (None: none); ``workdir``: the run's workdir (None: none);
+    ``signum``: the signal (``signal.SIGINT`` or ``signal.SIGTERM``). ``str()`` is one line."""
+
+    def __init__(self, epoch, last_checkpoint, workdir, signum=signal.SIGINT):
+        self.epoch, self.last_checkpoint, self.workdir = epoch, last_checkpoint, workdir
+        self.signum = signum
+        where = f"in epoch {epoch}" if epoch is not None else "before training started"
+        text = f"interrupted {where}"
+        if workdir is not None:
+            if last_checkpoint is None:
+                text += f"; {workdir} has no checkpoint yet"
+            else:
+                text += f"; the last checkpoint is epoch {last_checkpoint}"
+        super().__init__(text)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class TrainingDiverged(ConfigError):
+    """The loss (or the state) became non-finite in ``epoch`` under ``on_nonfinite="stop"``;
+    ``last_checkpoint`` is the newest (finite) checkpoint's epoch, or None.
+
+    (A :class:`~d2ljax.config.ConfigError`: the remedy is in the config, e.g. a lower learning
+    rate, and the command line prints it as ``d2ljax: error: ...``.)"""
+
+    def __init__(self, message, epoch, last_checkpoint, workdir, history):
+        super().__init__(message)
+        self.epoch, self.last_checkpoint = epoch, last_checkpoint
+        self.workdir, self.history = workdir, history
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread while ``fit`` runs."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While ``fit`` runs in one process on the main thread with SIGTERM at its default (the
+    process dies at once), SIGTERM raises :class:`_Terminated` instead, so that ``fit`` ends as
+    on Ctrl-C (waits for the checkpoint being written, releases the lock). A second SIGTERM
+    kills as before."""
+    if (
+        jax.process_count() > 1
+        or threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise _Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _lock(workdir: Path, log) -> WorkdirLock | None:
+    """The workdir's lock: process 0 takes it, and every process fails if it could not."""
+    lock, error = None, None
+    if jax.process_index() == 0:
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            lock = WorkdirLock(workdir, log).acquire()
+        except WorkdirLocked as e:
+            error = e
+    if not _agree(error is None) and error is None:
+        if lock is not None:
+            lock.release()
+        raise WorkdirLocked(f"{workdir} is in use by another run (see process 0's error)")
+    if error is not None:
+        raise error
+    return lock
+
+
+@jax.jit
+def _all_finite(tree):
+    flags = [
+        jnp.all(jnp.isfinite(x))
+        for x in jax.tree.leaves(tree)
+        if jax.dtypes.issubdtype(x.dtype, jnp.inexact)
+    ]
+    return jnp.stack(flags).all() if flags else jnp.asarray(True)
+
+
+def _state_finite(state) -> bool:
+    """Whether every floating array of the state (parameters, model and optimizer state) is
+    finite: one reduction on the devices, one scalar read."""
+    flag = _all_finite(state.arrays())
+    return bool(jax.device_get(flag.addressable_data(0)))
+
+
+def _nonfinite_message(epoch, what, last_checkpoint, workdir) -> str:
+    text = f"the {what} became non-finite in epoch {epoch} (lower the learning rate?)"
+    if workdir is not None:
+        if last_checkpoint is None:
+            text += "; no finite checkpoint was saved"
+        else:
+            text += f"; the last finite checkpoint is epoch {last_checkpoint}"
+    return text
+
+
+#: A train loss above this (or above ten times its first epoch's) is reported as divergence.
+HUGE_LOSS = 1e12
+
+
+def _divergence_hint(history) -> str | None:
+    """A warning when the (finite) train loss looks like divergence: huge, or well above where
+    the run started."""
+    losses = history.get("train_loss") or []
+    if not losses:
+        return None
+    loss, first = losses[-1], losses[0]
+    if abs(loss) > HUGE_LOSS:
+        why = "is huge"
+    elif len(losses) > 1 and loss > 10 * abs(first):
+        why = f"is {loss / abs(first):.0f}x that of epoch 1" if first else "rose from 0"
+    else:
+        return None
+    return (
+        f"warning: train_loss {loss:.3g} in epoch {len(losses)} {why}: the run may be "
+        "diverging (lower the learning rate?)"
+    )
 
 
 def _use_bar(progress: bool | None) -> bool:
@@ -306,6 +451,7 @@ class _Source:
 
 
 def _setup(
+    run,
     task,
     train_data,
     val_data,
@@ -320,9 +466,9 @@ def _setup(
     overwrite,
     log,
 ):
-    """The state on its devices, the train and eval sources, and the checkpointer with what it
-    restored. Transfers here are setup (``jax.transfer_guard("allow")``); the epochs that follow
-    make none that is not explicit."""
+    """The state on its devices, the train and eval sources, and the checkpointer (also set on
+    ``run``, which closes it) with what it restored. Transfers here are setup
+    (``jax.transfer_guard("allow")``); the epochs that follow make none that is not explicit."""
     primary = jax.process_index() == 0
     with jax.transfer_guard("allow"):
         state = task.init(jax.random.key(seed), _batch_spec(train_data))
@@ -340,29 +486,42 @@ def _setup(
         start_epoch = 0
         ckpt = None
         if workdir is not None:
-            workdir.mkdir(parents=True, exist_ok=True)
             ckpt_dir = workdir / "checkpoints"
             if ckpt_dir.exists() and overwrite and not resume and primary:
                 shutil.rmtree(ckpt_dir)
             _sync("d2ljax_fit_overwrite")
-            ckpt = Checkpointer(ckpt_dir)
-            latest = ckpt.latest_epoch()
-            if latest is not None and not resume:
-                ckpt.close()
-                raise FileExistsError(
-                    f"{workdir} already has checkpoints (epochs {ckpt.all_epochs()}): resume them "
-                    "with resume=True (--resume), start over with overwrite=True (--overwrite), or "
-                    "pick another workdir"
-                )
-            if latest is not None:
-                arrays, meta = ckpt.restore(state.arrays())
-                state = state.replace_arrays(arrays)
-                history = meta.get("history", {})
-                start_epoch = int(meta.get("epoch", latest))
-                log(f"resumed from {ckpt_dir} at epoch {start_epoch}")
+            ckpt = run.ckpt = Checkpointer(ckpt_dir, cleanup=True)
+            state, history, start_epoch = _resume(ckpt, state, workdir, resume, log)
         elif resume:
             raise ValueError("resume=True needs a workdir to find checkpoints in")
     return state, where, train_src, val_src, ckpt, history, start_epoch
+
+
+def _resume(ckpt: Checkpointer, state, workdir: Path, resume: bool, log):
+    """``(state, history, start_epoch)``: restored from the newest intact checkpoint when
+    resuming (damaged newer ones are reported and set aside), else as given."""
+    latest = ckpt.latest_epoch()
+    if latest is None:
+        return state, {}, 0
+    if not resume:
+        raise FileExistsError(
+            f"{workdir} already has checkpoints (epochs {ckpt.all_epochs()}): resume them "
+            "with resume=True (--resume), start over with overwrite=True (--overwrite), or "
+            "pick another workdir"
+        )
+    found = ckpt.restore_newest_intact(state.arrays())
+    if found.epoch is None:
+        raise NoIntactCheckpoint(
+            ckpt.directory,
+            found.damaged,
+            "start over with overwrite=True (--overwrite), or pick another workdir",
+        )
+    for damaged in found.damaged:
+        kept = ckpt.set_aside(damaged.epoch)
+        log(f"{damaged}; resuming from checkpoint {found.epoch} (the damaged one is now {kept})")
+    start_epoch = int(found.metadata.get("epoch", found.epoch))
+    log(f"resumed from {ckpt.directory} at epoch {start_epoch}")
+    return state.replace_arrays(found.arrays), found.metadata.get("history", {}), start_epoch
 
 
 def fit(
@@ -385,6 +544,7 @@ def fit(
     plot: bool = True,
     log: Callable[[str], None] | None = None,
     steps_per_call: int = STEPS_PER_CALL,
+    on_nonfinite: str = "stop",
 ) -> FitResult:
     """Train ``task`` for ``epochs`` epochs and return the trained state and the history.
 
@@ -397,7 +557,10 @@ def fit(
       seed: the run's key is ``jax.random.key(seed)``; ``task.init`` gets it.
       workdir: where ``metrics.json``, ``curves.png`` and ``checkpoints/`` go (None: nowhere).
       checkpoint_every: save every N epochs (0: only at the end); requires ``workdir``.
-      resume: continue from the latest checkpoint in ``workdir`` (start fresh if there is none).
+      resume: continue from the newest intact checkpoint in ``workdir`` (start fresh if there is
+        none). A damaged checkpoint (unreadable, incomplete, or an array that does not match the
+        digest saved with it) is reported in one line, moved to ``checkpoints.damaged/`` and
+        passed over; if none is intact, :class:`~d2ljax.train.checkpoint.NoIntactCheckpoint`.
       overwrite: delete existing checkpoints in ``workdir`` instead of refusing to start.
       progress: a live progress bar (default: only on a terminal and not in CI); it shows the
         metrics of one log interval ago, so reading them never waits for the device.
@@ -412,6 +575,18 @@ def fit(
         devices of the mesh, one process) or there is none, run this many train steps per call,
         as one compiled ``lax.scan`` that gathers its own batches (the whole validation pass is
         one call); the results equal one step per call. Other loaders: one call per batch.
+      on_nonfinite: what a non-finite train loss, or a non-finite array in the state, at the end
+        of an epoch does: ``"stop"`` raises :class:`TrainingDiverged` (naming the epoch and the
+        last finite checkpoint) after writing ``metrics.json``; ``"warn"`` logs a warning and
+        trains on. Either way a non-finite state is never checkpointed, so the newest checkpoint
+        (the one rotation keeps) is finite. A finite but huge or fast-growing train loss logs a
+        warning.
+
+    A workdir is locked while ``fit`` uses it (``WORKDIR/.lock``, see :mod:`d2ljax.train.lock`):
+    a second run on it raises :class:`~d2ljax.train.lock.WorkdirLocked` naming the holder and
+    changes nothing; a stale lock (its run killed) is reported and taken over. Across processes
+    process 0 takes it. Ctrl-C (and SIGTERM, in one process) waits for the checkpoint being
+    written, releases the lock and raises :class:`TrainingInterrupted` (epoch, last checkpoint).
 
     Every epoch runs one compiled train program and one eval program: the last, smaller batch is
     padded to the batch size with a ``"mask"`` (the task's losses weight rows by it, so loss,
@@ -429,13 +604,98 @@ def fit(
             f"fit trains a Task (e.g. d2ljax.tasks.SupervisedTask(model, optimizer, loss)), "
             f"got {type(task).__name__}"
         )
+    if on_nonfinite not in ("stop", "warn"):
+        raise ValueError(f"on_nonfinite must be 'stop' or 'warn', got {on_nonfinite!r}")
     log = _log_on_primary(log or (lambda s: print(s, flush=True)))
-    primary = jax.process_index() == 0
     mesh = resolve_mesh(mesh, train_data)
     if mesh is not None and hasattr(train_data, "batch_size"):
         check_batch_size(train_data.batch_size, mesh)
     workdir = Path(workdir) if workdir is not None else None
+    lock = _lock(workdir, log) if workdir is not None else None
+    run = _Run(workdir)
+    try:
+        with _sigterm_as_interrupt():
+            return _fit(
+                run,
+                task,
+                train_data,
+                val_data,
+                epochs=epochs,
+                steps_per_epoch=steps_per_epoch,
+                seed=seed,
+                checkpoint_every=checkpoint_every,
+                resume=resume,
+                overwrite=overwrite,
+                callbacks=callbacks,
+                progress=progress,
+                mesh=mesh,
+                partition_rules=partition_rules,
+                fsdp_min_size=fsdp_min_size,
+                plot=plot,
+                log=log,
+                steps_per_call=steps_per_call,
+                on_nonfinite=on_nonfinite,
+            )
+    except KeyboardInterrupt as e:
+        last = run.close()
+        signum = signal.SIGTERM if isinstance(e, _Terminated) else signal.SIGINT
+        raise TrainingInterrupted(run.epoch, last, workdir, signum) from None
+    finally:
+        try:
+            run.close()
+        finally:
+            if lock is not None:
+                lock.release()
+
+
+@dataclass
+class _Run:
+    """What :func:`fit` needs to end a run however it ends: the checkpointer (closed once: it
+    waits for the save in flight) and the epoch being trained (from 1; None before training)."""
+
+    workdir: Path | None
+    ckpt: Checkpointer | None = None
+    epoch: int | None = None
+    _last: int | None = None
+    _closed: bool = False
+
+    def close(self) -> int | None:
+        """Wait for the checkpoint being written; the newest checkpoint's epoch (None: none)."""
+        if not self._closed:
+            self._closed = True
+            if self.ckpt is not None:
+                self.ckpt.wait()
+                self._last = self.ckpt.latest_epoch()
+                self.ckpt.close()
+        return self._last
+
+
+def _fit(
+    run: _Run,
+    task,
+    train_data,
+    val_data,
+    *,
+    epochs,
+    steps_per_epoch,
+    seed,
+    checkpoint_every,
+    resume,
+    overwrite,
+    callbacks,
+    progress,
+    mesh,
+    partition_rules,
+    fsdp_min_size,
+    plot,
+    log,
+    steps_per_call,
+    on_nonfinite,
+) -> FitResult:
+    primary = jax.process_index() == 0
+    workdir = run.workdir
     state, where, train_src, val_src, ckpt, history, start_epoch = _setup(
+        run,
         task,
         train_data,
         val_data,
@@ -450,79 +710,92 @@ def fit(
         overwrite,
         log,
     )
-
     for cb in callbacks:
         cb.on_train_begin(history)
 
     use_bar = _use_bar(progress) and primary
     stopped = False
-    epoch = start_epoch
-    try:
-        for epoch in range(start_epoch, epochs):
-            t0 = time.perf_counter()
-            if hasattr(train_data, "set_epoch"):
-                train_data.set_epoch(epoch)
-            bar = _bar(len(train_src), epoch, epochs) if use_bar else None
-            totals, pending, n = None, None, 0
-            for calls, (args, done) in enumerate(train_src.items(), 1):
-                if totals is None:
-                    totals = train_src.zeros(state, args)
-                state, totals = train_src.program(state, totals, *args)
-                n += done
-                throttle(calls, where.limit, totals)
-                if bar is not None:
-                    bar.update(done)
-                    if pending is not None:  # the sums of one log interval ago: ready by now
-                        bar.set_postfix_str(_format(task.summarize(pending)), refresh=False)
-                        pending = None
-                    if n // bar.log_every > (n - done) // bar.log_every:
-                        pending = jax.tree.map(jnp.copy, totals)
-            if n == 0:
-                raise ValueError("the training data produced no batch")
-            logs = {"epoch": epoch + 1}
-            logs.update({f"train_{k}": v for k, v in task.summarize(totals).items()})
-            if val_src is not None:
-                if hasattr(val_data, "set_epoch"):
-                    val_data.set_epoch(0)
-                vtotals = _eval_pass(state, val_src)
-                logs.update({f"val_{k}": v for k, v in task.summarize(vtotals).items()})
-            if val_data is not None:
-                if hasattr(val_data, "set_epoch"):
-                    val_data.set_epoch(0)
-                extra = task.epoch_metrics(state, val_data)
-                logs.update({f"val_{k}": v for k, v in extra.items()})
-            logs["epoch_time"] = time.perf_counter() - t0
+    for epoch in range(start_epoch, epochs):
+        run.epoch = epoch + 1
+        t0 = time.perf_counter()
+        if hasattr(train_data, "set_epoch"):
+            train_data.set_epoch(epoch)
+        bar = _bar(len(train_src), epoch, epochs) if use_bar else None
+        totals, pending, n = None, None, 0
+        for calls, (args, done) in enumerate(train_src.items(), 1):
+            if totals is None:
+                totals = train_src.zeros(state, args)
+            state, totals = train_src.program(state, totals, *args)
+            n += done
+            throttle(calls, where.limit, totals)
             if bar is not None:
-                bar.set_postfix_str(_format({k: v for k, v in logs.items() if k != "epoch"}))
-                bar.close()
-            else:
-                log(
-                    f"epoch {epoch + 1}/{epochs} "
-                    + _format({k: v for k, v in logs.items() if k != "epoch"})
-                )
-            for k, v in logs.items():
-                history.setdefault(k, []).append(v)
-            if any(not math.isfinite(v) for k, v in logs.items() if k.endswith("loss")):
-                log("warning: the loss is not finite; lower the learning rate?")
-            stop = any(cb.on_epoch_end(epoch, history, state) for cb in callbacks)
-            last = stop or epoch + 1 == epochs
-            if workdir is not None:
-                if primary:
+                bar.update(done)
+                if pending is not None:  # the sums of one log interval ago: ready by now
+                    bar.set_postfix_str(_format(task.summarize(pending)), refresh=False)
+                    pending = None
+                if n // bar.log_every > (n - done) // bar.log_every:
+                    pending = jax.tree.map(jnp.copy, totals)
+        if n == 0:
+            raise ValueError("the training data produced no batch")
+        logs = {"epoch": epoch + 1}
+        logs.update({f"train_{k}": v for k, v in task.summarize(totals).items()})
+        if val_src is not None:
+            if hasattr(val_data, "set_epoch"):
+                val_data.set_epoch(0)
+            vtotals = _eval_pass(state, val_src)
+            logs.update({f"val_{k}": v for k, v in task.summarize(vtotals).items()})
+        if val_data is not None:
+            if hasattr(val_data, "set_epoch"):
+                val_data.set_epoch(0)
+            extra = task.epoch_metrics(state, val_data)
+            logs.update({f"val_{k}": v for k, v in extra.items()})
+        logs["epoch_time"] = time.perf_counter() - t0
+        if bar is not None:
+            bar.set_postfix_str(_format({k: v for k, v in logs.items() if k != "epoch"}))
+            bar.close()
+        else:
+            log(
+                f"epoch {epoch + 1}/{epochs} "
+                + _format({k: v for k, v in logs.items() if k != "epoch"})
+            )
+        for k, v in logs.items():
+            history.setdefault(k, []).append(v)
+        loss_finite = all(
+            math.isfinite(v)
+            for k, v in logs.items()
+            if k.startswith("train_") and k.endswith("loss")
+        )
+        finite = loss_finite and _state_finite(state)
+        if not finite:
+            last_ckpt = ckpt.latest_epoch() if ckpt is not None else None
+            what = "loss" if not loss_finite else "state (parameters or optimizer state)"
+            message = _nonfinite_message(epoch + 1, what, last_ckpt, workdir)
+            if on_nonfinite == "stop":
+                if workdir is not None and primary:
                     _write_json(workdir / "metrics.json", history)
-                if last or (checkpoint_every and (epoch + 1) % checkpoint_every == 0):
-                    ckpt.save(
-                        epoch + 1,
-                        _snapshot(state.arrays()),
-                        {"epoch": epoch + 1, "history": history},
-                    )
-            if stop:
-                stopped = True
-                log(f"early stopping after epoch {epoch + 1}")
-                break
-    finally:
-        if ckpt is not None:
-            ckpt.close()
+                raise TrainingDiverged(message, epoch + 1, last_ckpt, workdir, history)
+            log(f"warning: {message}; this epoch is not checkpointed")
+        elif any(not math.isfinite(v) for k, v in logs.items() if k.endswith("loss")):
+            log("warning: the validation loss is not finite; lower the learning rate?")
+        elif hint := _divergence_hint(history):
+            log(hint)
+        stop = any(cb.on_epoch_end(epoch, history, state) for cb in callbacks)
+        last = stop or epoch + 1 == epochs
+        if workdir is not None:
+            if primary:
+                _write_json(workdir / "metrics.json", history)
+            if finite and (last or (checkpoint_every and (epoch + 1) % checkpoint_every == 0)):
+                ckpt.save(
+                    epoch + 1,
+                    _snapshot(state.arrays()),
+                    {"epoch": epoch + 1, "history": history},
+                )
+        if stop:
+            stopped = True
+            log(f"early stopping after epoch {epoch + 1}")
+            break
 
+    run.close()
     if workdir is not None and plot and history and primary:
         from d2ljax.plot import plot_history
 
@@ -543,10 +816,11 @@ def _eval_pass(state, src: _Source):
 
 def _snapshot(arrays):
     """What an (asynchronous) checkpoint save may keep while the next steps donate the state's
-    buffers: host copies in one process; across processes, device copies of the global arrays
-    (each process holds only its shards, and Orbax saves each shard from its owner)."""
+    buffers: host copies in one process (PRNG keys as their raw data: a host key array would be
+    put back on the device); across processes, device copies of the global arrays (each process
+    holds only its shards, and Orbax saves each shard from its owner)."""
     if jax.process_count() == 1:
-        return jax.device_get(arrays)
+        return jax.device_get(_unwrap_keys(arrays))
     return jax.tree.map(lambda x: x.copy() if isinstance(x, jax.Array) else x, arrays)
 
 
