@@ -74,6 +74,7 @@ def experiment(
         epochs=epochs,
         seed=seed,
         checkpoint_every=1,
+        on_nonfinite="stop",
         early_stopping=dict(monitor="val_loss", patience=0, min_delta=0.0, mode="min"),
         kfold=kfold,
         mesh=dict(mesh) if mesh else None,
