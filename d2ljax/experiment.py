@@ -14,6 +14,7 @@ is accepted.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -30,6 +31,7 @@ from d2ljax.config import Config, ConfigError, Key, check_values
 from d2ljax.data import ArrayLoader, image_transform, load_dataset
 from d2ljax.tasks import SupervisedTask
 from d2ljax.train import EarlyStopping, FitResult, fit, make_optimizer
+from d2ljax.train.lock import WorkdirLock
 from d2ljax.train.optimizer import make_schedule
 from d2ljax.train.steps import PRECISIONS
 
@@ -376,18 +378,30 @@ def run(
     if cfg.get("kfold"):
         return run_kfold(cfg, workdir, resume=resume, overwrite=overwrite, progress=progress)
     validate(cfg)
-    if workdir is not None:
-        check_workdir(cfg, workdir, resume=resume, overwrite=overwrite)
-        if resume and checkpoint_epochs(workdir)[-1:] == [cfg.epochs]:
-            print(f"{workdir} already has all {cfg.epochs} epochs: nothing to train", flush=True)
-    exp = build(cfg)
-    if workdir is not None:
-        Path(workdir).mkdir(parents=True, exist_ok=True)
-        import jax
+    if workdir is None:
+        return train(build(cfg), None, resume=resume, overwrite=overwrite, progress=progress)
+    import jax
 
-        if jax.process_index() == 0:  # multi-host: one writer
-            (Path(workdir) / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-    return train(exp, workdir, resume=resume, overwrite=overwrite, progress=progress)
+    wd = Path(workdir)
+    check_workdir(cfg, wd, resume=resume, overwrite=overwrite)  # before writing even the folder
+    created = not wd.exists()
+    wd.mkdir(parents=True, exist_ok=True)
+    # The workdir's lock covers the checks and config.json too (fit's own lock nests in it), so
+    # a second run is refused before it can overwrite anything of the first.
+    lock = WorkdirLock(wd) if jax.process_index() == 0 else contextlib.nullcontext()
+    try:
+        with lock:
+            check_workdir(cfg, wd, resume=resume, overwrite=overwrite)  # again, now it is ours
+            if resume and checkpoint_epochs(wd)[-1:] == [cfg.epochs]:
+                print(f"{wd} already has all {cfg.epochs} epochs: nothing to train", flush=True)
+            exp = build(cfg)
+            if jax.process_index() == 0:  # multi-host: one writer
+                (wd / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+            return train(exp, wd, resume=resume, overwrite=overwrite, progress=progress)
+    except BaseException:
+        if created and wd.is_dir() and not any(wd.iterdir()):
+            wd.rmdir()  # a run refused before it wrote anything leaves not even its folder
+        raise
 
 
 class _Absent:

@@ -334,6 +334,30 @@ def test_a_second_run_on_a_locked_workdir_is_refused_and_changes_nothing(finishe
     assert_same_run(res, reference[0])
 
 
+def test_an_experiment_on_a_locked_workdir_is_refused_before_it_writes(tmp_path, monkeypatch):
+    """``experiment.run`` takes the lock before its workdir checks and ``config.json``: the
+    holder's config survives, and no data is loaded."""
+    import d2ljax.experiment as experiment
+    from d2ljax.cli import load_config
+
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    (workdir / "config.json").write_text('{"the": "holder\'s"}')
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("a refused run loads no data")
+
+    monkeypatch.setattr(experiment, "load_dataset", no_data)
+    holder = _hold_lock(workdir)
+    try:
+        before = snapshot(workdir)
+        with pytest.raises(WorkdirLocked):
+            experiment.run(load_config("mlp:smoke"), workdir, progress=False)
+        assert snapshot(workdir) == before
+    finally:
+        holder.communicate("")
+
+
 def test_a_stale_lock_is_reported_and_taken_over(finished, reference):
     holder = _hold_lock(finished)  # holds it, then dies by kill -9 without releasing
     holder.kill()
