@@ -16,6 +16,7 @@ has no digests and only the structure is checked.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import re
@@ -225,7 +226,9 @@ class Checkpointer:
             arrays = jax.device_get(arrays)
         record = {"scheme": _SCHEME if one_process else "none"}
         record["arrays"] = _record(arrays, digests=one_process)
-        meta = {**(metadata or {}), INTEGRITY: record}
+        # Saving runs in the background: the metadata is copied now, so a caller that goes on
+        # changing it (fit appends the next epoch to its history) cannot change what is written.
+        meta = {**copy.deepcopy(metadata or {}), INTEGRITY: record}
         args = ocp.args.Composite(state=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta))
         self._manager.save(int(epoch), args=args, force=True)
 

@@ -52,6 +52,21 @@ def test_checkpointer_keeps_latest_and_metadata(tmp_path):
     assert meta == {"epoch": 3}
 
 
+def test_metadata_is_what_it_was_when_saved(tmp_path):
+    """Saving is asynchronous: changing the metadata dict after ``save`` (as ``fit`` does when it
+    appends the next epoch to its history) does not change the checkpoint."""
+    history = {"train_loss": [1.0]}
+    with Checkpointer(tmp_path) as ck:
+        for epoch in (1, 2, 3):
+            ck.save(epoch, {"w": np.full(100_000, epoch, np.float32)}, {"history": history})
+            history["train_loss"].append(float(epoch))
+            history["more"] = [0]
+        ck.wait()
+        metas = [ck.restore({"w": np.zeros(100_000, np.float32)}, epoch)[1] for epoch in (1, 2, 3)]
+    assert [m["history"]["train_loss"] for m in metas] == [[1.0], [1.0, 1.0], [1.0, 1.0, 2.0]]
+    assert "more" not in metas[0]["history"]
+
+
 def test_restore_without_checkpoint_is_a_clear_error(tmp_path):
     with (
         Checkpointer(tmp_path / "empty") as ck,
