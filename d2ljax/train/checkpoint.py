@@ -12,14 +12,21 @@ parts, no record, or an array that does not match its digest raises :class:`Chec
 never a raw Orbax error, and :meth:`Checkpointer.restore_newest_intact` falls back to the newest
 checkpoint that is intact. Across processes each process holds only its shards, so the record
 has no digests and only the structure is checked.
+
+Signals: while a save is handed to Orbax and while a save in flight is waited for, Ctrl-C
+(SIGINT) and SIGTERM are held back and raised as soon as that is done (a second one is not held),
+so an interrupt never breaks Orbax's commit halfway and the checkpoint being written survives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import os
 import re
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,6 +195,41 @@ class Restored:
     damaged: list[CheckpointDamaged]
 
 
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT and SIGTERM back until the block ends, then raise the first one caught (the
+    handler in place before runs). A second signal in the block is raised at once. Only the
+    main thread can install handlers; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {}
+
+    def restore():
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    def hold(signum, frame):
+        if caught:  # asked twice: stop holding
+            restore()
+            signal.raise_signal(signum)
+        else:
+            caught.append(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if handler is not None and handler is not signal.SIG_IGN:
+            previous[signum] = handler
+            signal.signal(signum, hold)
+    try:
+        yield
+    finally:
+        restore()
+        if caught:
+            signal.raise_signal(caught[0])
+
+
 class Checkpointer:
     """Saves and restores ``(arrays, metadata)`` under ``directory`` keyed by epoch.
 
@@ -220,6 +262,10 @@ class Checkpointer:
         return list(self._manager.all_steps())
 
     def save(self, epoch: int, arrays: Any, metadata: dict | None = None) -> None:
+        with _signals_held():
+            self._save(epoch, arrays, metadata)
+
+    def _save(self, epoch, arrays, metadata):
         arrays = _unwrap_keys(arrays)
         one_process = jax.process_count() == 1
         if one_process:  # host copies: what is hashed is what is written
@@ -325,11 +371,13 @@ class Checkpointer:
         return state, meta
 
     def wait(self) -> None:
-        self._manager.wait_until_finished()
+        with _signals_held():
+            self._manager.wait_until_finished()
 
     def close(self) -> None:
-        self._manager.wait_until_finished()
-        self._manager.close()
+        with _signals_held():
+            self._manager.wait_until_finished()
+            self._manager.close()
 
     def __enter__(self):
         return self

@@ -159,3 +159,30 @@ def test_nothing_intact(tmp_path):
         found = ck.restore_newest_intact(_tree())
     assert found.epoch is None
     assert "meta/metadata is unreadable" in found.damaged[0].reason
+
+
+def test_ctrl_c_while_a_save_is_waited_for_lets_the_save_finish(tmp_path, monkeypatch):
+    """SIGINT arriving inside Orbax's wait for the save in flight is held until the wait is over:
+    the checkpoint is committed, and the KeyboardInterrupt comes after."""
+    import os
+    import signal
+    import time
+
+    ck = Checkpointer(tmp_path)
+    ck.save(1, {"w": np.ones(1_000_000, np.float32)}, {"epoch": 1})
+    wait, finished = ck._manager.wait_until_finished, []
+
+    def interrupted_wait():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)  # a handler that raises does so here, inside Orbax's wait
+        wait()
+        finished.append(True)
+
+    monkeypatch.setattr(ck._manager, "wait_until_finished", interrupted_wait)
+    with pytest.raises(KeyboardInterrupt):
+        ck.wait()
+    assert finished, "the wait was broken off"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.undo()
+    ck.close()
+    assert Checkpointer(tmp_path).restore({"w": np.zeros(1_000_000, np.float32)})[1] == {"epoch": 1}
