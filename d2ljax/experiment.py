@@ -392,8 +392,6 @@ def run(
     try:
         with lock:
             check_workdir(cfg, wd, resume=resume, overwrite=overwrite)  # again, now it is ours
-            if resume and checkpoint_epochs(wd)[-1:] == [cfg.epochs]:
-                print(f"{wd} already has all {cfg.epochs} epochs: nothing to train", flush=True)
             exp = build(cfg)
             if jax.process_index() == 0:  # multi-host: one writer
                 (wd / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))

@@ -193,6 +193,17 @@ def test_resume_with_fewer_epochs_than_the_run_has(finished, capsys):
     assert "already has all 2 epochs: nothing to train" in capsys.readouterr().out
 
 
+def test_resume_of_a_finished_run_whose_last_checkpoint_is_damaged_trains_that_epoch(
+    finished, capsys
+):
+    tiny, wd = finished
+    (wd / "checkpoints" / "2" / "state" / "_METADATA").unlink()
+    assert main(["train", tiny, "--workdir", str(wd), "--no-progress", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "checkpoint 2 in" in out and "is damaged" in out and "epoch 2/2" in out
+    assert "nothing to train" not in out
+
+
 def test_resume_and_overwrite_contradict(finished, capsys):
     tiny, wd = finished
     before = snapshot(wd)

@@ -710,6 +710,8 @@ def _fit(
         overwrite,
         log,
     )
+    if start_epoch >= epochs:  # resumed from an intact checkpoint of the last epoch
+        log(f"{workdir} already has all {epochs} epochs: nothing to train")
     for cb in callbacks:
         cb.on_train_begin(history)
 
