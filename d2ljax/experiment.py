@@ -375,9 +375,9 @@ def run(
             "resume and overwrite contradict each other: --resume continues the checkpoints in "
             "the workdir, --overwrite deletes them; give one of them"
         )
+    validate(cfg)
     if cfg.get("kfold"):
         return run_kfold(cfg, workdir, resume=resume, overwrite=overwrite, progress=progress)
-    validate(cfg)
     if workdir is None:
         return train(build(cfg), None, resume=resume, overwrite=overwrite, progress=progress)
     import jax
@@ -528,7 +528,24 @@ def train(exp: Experiment, workdir=None, *, quiet: bool = False, **fit_kwargs) -
 
 def run_kfold(cfg: Config, workdir=None, *, resume=False, overwrite=False, progress=None):
     """K-fold cross-validation (book §5.7): train K models, report mean train/valid log-RMSE,
-    then train on all the data and write the Kaggle submission (``submission.csv``)."""
+    then train on all the data and write the Kaggle submission (``submission.csv``). With a
+    workdir, every run's folder (``fold0`` … ``full``) is checked before the first fold trains,
+    and the workdir is locked for the whole run."""
+    k = int(cfg.kfold)
+    wd = Path(workdir) if workdir is not None else None
+    opts = dict(resume=resume, overwrite=overwrite, progress=progress)
+    if wd is None:
+        return _kfold(cfg, k, None, opts)
+    import jax
+
+    for sub in [*(f"fold{fold}" for fold in range(k)), "full"]:  # every run's, before the first
+        check_workdir(cfg, wd / sub, resume=resume, overwrite=overwrite)
+    wd.mkdir(parents=True, exist_ok=True)
+    with WorkdirLock(wd) if jax.process_index() == 0 else contextlib.nullcontext():
+        return _kfold(cfg, k, wd, opts)
+
+
+def _kfold(cfg, k, wd, opts):
     from d2ljax.data.tabular import (
         k_fold_indices,
         load_kaggle_house,
@@ -538,10 +555,7 @@ def run_kfold(cfg: Config, workdir=None, *, resume=False, overwrite=False, progr
 
     house = preprocess_house(*load_kaggle_house(**dict(cfg.data.get("kwargs", {}))))
     x, y = house.train_x, house.train_y
-    k = int(cfg.kfold)
     rows = []
-    wd = Path(workdir) if workdir is not None else None
-    opts = dict(resume=resume, overwrite=overwrite, progress=progress)
     for fold in range(k):
         tr, va = k_fold_indices(len(x), k, fold)
         splits = {"train": {"x": x[tr], "y": y[tr]}, "val": {"x": x[va], "y": y[va]}}

@@ -118,6 +118,28 @@ def test_a_bad_value_is_refused_before_the_data_loads(args, key, value, no_data,
     assert not wd.exists()
 
 
+def test_kfold_checks_its_values_and_every_folds_workdir_before_it_loads(
+    tmp_path, monkeypatch, capsys
+):
+    import d2ljax.data.tabular as tabular
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a refused k-fold run loaded its data")
+
+    monkeypatch.setattr(tabular, "load_kaggle_house", refuse)
+    wd = tmp_path / "run"
+    args = ["train", "kaggle_house:smoke", "--workdir", str(wd), "--no-progress"]
+    assert main([*args, "--set", "data.batch_size=0"]) == 2
+    assert "config key `data.batch_size` must be " in one_error_line(capsys.readouterr().err)
+    assert not wd.exists()
+    (wd / "fold3" / "checkpoints" / "2").mkdir(parents=True)  # an earlier run's fold 3
+    before = snapshot(wd)
+    assert main(args) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"{wd / 'fold3'} already has checkpoints" in line
+    assert snapshot(wd) == before
+
+
 def test_every_config_key_has_a_type_and_a_range():
     from d2ljax.experiment import CONFIG_KEYS, validate
 
