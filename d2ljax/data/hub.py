@@ -585,9 +585,9 @@ def extract(name: str, *, data_dir: str | os.PathLike | None = None) -> Path:
     decompressed to one file, whose path is returned.
 
     The extraction folder holds a manifest (size, modification time and SHA-1 of every file it
-    extracted). Each later call checks it: every file must still be there, with its size, and a
-    file whose modification time changed must still have its digest (only those are read again,
-    so the check costs a ``stat`` per file). A folder that fails the check, or has no manifest
+    extracted; a gz entry's sits beside its file). Each later call checks it: every file must
+    still be there, with its size, and a file whose modification time changed must still have
+    its digest (only those are read again, so the check costs a ``stat`` per file). A folder that fails the check, or has no manifest
     (an older version's, or an interrupted extraction), is extracted again from the verified
     archive, with a warning naming what changed; when the cache cannot be written,
     :class:`CacheNotWritableError` says so. Files added to the folder are not looked at.
@@ -605,14 +605,27 @@ def extract(name: str, *, data_dir: str | os.PathLike | None = None) -> Path:
     if target.name == entry.filename:
         target = parent / (entry.filename + ".extracted")
 
-    if entry.archive == "gz":
-        if not target.is_file():
+    if entry.archive == "gz":  # one file; its manifest sits beside it
+        marker = parent / f".{target.name}{_MARKER}"
+        problems = _changed_members(parent, marker) if target.is_file() else None
+        if problems == []:
+            return target
+        if problems:
+            warnings.warn(
+                f"{target} changed since it was decompressed from {archive} "
+                f"({'; '.join(problems)}): decompressing it again",
+                stacklevel=2,
+            )
 
-            def write():
-                parent.mkdir(parents=True, exist_ok=True)
-                _gunzip(archive, target)
+        def write():
+            parent.mkdir(parents=True, exist_ok=True)
+            marker.unlink(missing_ok=True)
+            _gunzip(archive, target)
+            st = target.stat()
+            files = {target.name: [st.st_size, st.st_mtime_ns, file_digest(target)["sha1"]]}
+            marker.write_text(json.dumps({"archive": str(archive), "files": files}))
 
-            _writable(name, entry.filename, parent, write)
+        _writable(name, entry.filename, parent, write)
         return target
 
     problems = _changed_members(target) if (target / _MARKER).is_file() else None
@@ -681,10 +694,11 @@ def _manifest(folder: Path) -> dict[str, list]:
     return files
 
 
-def _changed_members(folder: Path) -> list[str]:
-    """What differs between ``folder`` and its manifest (empty: nothing)."""
+def _changed_members(folder: Path, marker: Path | None = None) -> list[str]:
+    """What differs between ``folder`` and its manifest (``folder/.d2ljax-extracted`` unless
+    ``marker`` is given; empty: nothing)."""
     try:
-        files = json.loads((folder / _MARKER).read_text())["files"]
+        files = json.loads((marker or folder / _MARKER).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return ["it has no manifest of its files"]
     problems = []

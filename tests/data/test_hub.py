@@ -10,6 +10,7 @@ import stat
 import tarfile
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -474,6 +475,32 @@ def test_extract_single_gz_file(monkeypatch, tmp_path):
     path = hub.extract("t-gz")
     assert path == tmp_path / "cache" / "words.txt"
     assert path.read_bytes() == b"one two three\n"
+
+
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (lambda f: f.write_bytes(b"one two THREE\n"), "words.txt was modified"),
+        (lambda f: f.write_bytes(b"one"), "words.txt has 3 bytes instead of 14"),
+    ],
+)
+def test_a_changed_gz_file_is_decompressed_again(monkeypatch, tmp_path, damage, problem):
+    import gzip
+
+    (tmp_path / "src").mkdir()
+    archive = tmp_path / "src" / "words.txt.gz"
+    archive.write_bytes(gzip.compress(b"one two three\n"))
+    _register_archive(monkeypatch, tmp_path, "t-gz", archive)
+    path = hub.extract("t-gz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert hub.extract("t-gz") == path  # unchanged: used as it is, without a warning
+    damage(path)
+    with pytest.warns(UserWarning, match=f"changed since it was decompressed .*{problem}"):
+        assert hub.extract("t-gz") == path
+    assert path.read_bytes() == b"one two three\n"
+    names = sorted(p.name for p in path.parent.iterdir())
+    assert names == [".words.txt.d2ljax-extracted", "words.txt"]
 
 
 def test_extract_non_archive_is_an_error(monkeypatch):
