@@ -587,10 +587,11 @@ def extract(name: str, *, data_dir: str | os.PathLike | None = None) -> Path:
     The extraction folder holds a manifest (size, modification time and SHA-1 of every file it
     extracted; a gz entry's sits beside its file). Each later call checks it: every file must
     still be there, with its size, and a file whose modification time changed must still have
-    its digest (only those are read again, so the check costs a ``stat`` per file). A folder that fails the check, or has no manifest
-    (an older version's, or an interrupted extraction), is extracted again from the verified
-    archive, with a warning naming what changed; when the cache cannot be written,
-    :class:`CacheNotWritableError` says so. Files added to the folder are not looked at.
+    its digest (only those are read again, so the check costs a ``stat`` per file). A folder that
+    fails the check, or has no manifest (an older version's, or an interrupted extraction), is
+    extracted again from the verified archive, with a warning naming what changed; when the
+    cache cannot be written, :class:`CacheNotWritableError` says so. Files added to the folder
+    are not looked at.
     Members with absolute paths, ``..`` parts, links leaving the folder or special files raise
     :class:`UnsafeArchiveError`; nothing is written then.
     """
