@@ -105,6 +105,7 @@ BOOK_ORDER = {
     "lr_schedule_cosine": "12.11.3",
     "bert_pretrain": "15.10",
     "bert_snli": "16.7",
+    "gp_regression": "18.3",
 }
 
 

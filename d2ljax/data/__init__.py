@@ -101,6 +101,13 @@ def _sine_autoregression(**kwargs) -> Splits:
     return sine_autoregression(**kwargs)
 
 
+@register_dataset("gp_regression", "sin(x) + 0.5 sin(4x) + noise 0.25, 50 points on [0, 5] (§18.3)")
+def _gp_regression(**kwargs) -> Splits:
+    from d2ljax.data.synthetic import gp_regression_data
+
+    return gp_regression_data(**kwargs)
+
+
 @register_dataset("wikitext2_bert", "WikiText-2 paragraphs as BERT MLM + NSP examples (§15.9)")
 def _wikitext2_bert(**kwargs) -> Splits:
     from d2ljax.data.wikitext import load_bert_pretraining

@@ -158,3 +158,27 @@ def gan_toy_data(num_examples: int = 1000, *, seed: int = 0) -> dict[str, np.nda
     a = np.array([[1.0, 2.0], [-0.1, 0.5]])
     b = np.array([1.0, 2.0])
     return {"x": (x @ a + b).astype(np.float32)}
+
+
+def gp_regression_data(
+    num_train: int = 50, num_test: int = 500, *, noise: float = 0.25, seed: int = 0
+) -> dict:
+    """The book's GP regression data (§18.3): ``y = sin(x) + 0.5 sin(4x) + noise * N(0, 1)`` at
+    ``num_train`` evenly spaced points of ``[0, 5]``; the test split is the noise-free function at
+    ``num_test`` evenly spaced points of ``[0, 5]``.
+
+    Returns ``{"train": {"x": [num_train, 1], "y": [num_train]}, "test": {...}}`` in float32.
+    """
+    _check_sizes(num_train=num_train, num_test=num_test)
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    rng = np.random.default_rng(seed)
+
+    def f(x):
+        return np.sin(x) + 0.5 * np.sin(4 * x)
+
+    x_train = np.linspace(0.0, 5.0, num_train)
+    x_test = np.linspace(0.0, 5.0, num_test)
+    y_train = f(x_train) + noise * rng.standard_normal(num_train)
+    split = lambda x, y: {"x": x[:, None].astype(np.float32), "y": y.astype(np.float32)}
+    return {"train": split(x_train, y_train), "test": split(x_test, f(x_test))}

@@ -3,9 +3,11 @@
 - :class:`SupervisedTask` -- one model, one optimizer, a loss ``loss_fn(model, batch)`` (chapters
   3-16: regression, classification, language models, seq2seq, BERT).
 - :class:`GANTask` -- a generator and a discriminator, two optimizers (chapter 20).
+- :class:`GPTask` -- a Gaussian process's hyperparameters by its marginal likelihood (chapter 18).
 """
 
 from d2ljax.tasks.gan import GANState, GANTask
+from d2ljax.tasks.gp import GPTask, learn_hyperparameters
 from d2ljax.tasks.supervised import SupervisedTask
 
-__all__ = ["GANState", "GANTask", "SupervisedTask"]
+__all__ = ["GANState", "GANTask", "GPTask", "SupervisedTask", "learn_hyperparameters"]
