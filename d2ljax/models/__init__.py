@@ -19,6 +19,7 @@ from d2ljax.models.bert import BERTClassifier, BERTEncoder, BERTModel, MaskLM, N
 from d2ljax.models.bn_lenet import BNLeNet, BNLeNetScratch
 from d2ljax.models.densenet import DenseBlock, DenseNet, transition_block
 from d2ljax.models.googlenet import GoogLeNet, Inception
+from d2ljax.models.gp import GPRegression
 from d2ljax.models.gpt import GPT
 from d2ljax.models.lenet import LeNet, LeNetScratch, layer_shapes
 from d2ljax.models.linear import LinearRegression, LinearRegressionScratch
@@ -123,6 +124,7 @@ __all__ = [
     "DenseBlock",
     "DenseNet",
     "GoogLeNet",
+    "GPRegression",
     "Inception",
     "LeNet",
     "LeNetScratch",

@@ -5,9 +5,10 @@
 chapter 7's convolution and pooling; ``d2ljax.nn.batch_norm`` is §8.5's batch normalization;
 ``d2ljax.nn.rnn`` holds chapters 9-10's recurrent cells on ``lax.scan``; ``d2ljax.nn.attention``
 chapter 11's attention functions (the NNX layers in ``d2ljax.models.attention`` call them).
+``d2ljax.nn.gp`` holds chapter 18's Gaussian-process kernels, posterior and marginal likelihood.
 """
 
-from d2ljax.nn import attention, batch_norm, conv, functional, rnn
+from d2ljax.nn import attention, batch_norm, conv, functional, gp, rnn
 from d2ljax.nn.attention import masked_softmax, positional_encoding
 from d2ljax.nn.batch_norm import BatchNormScratch
 from d2ljax.nn.conv import Conv2D, avg_pool2d, conv2d, corr2d, max_pool2d, pool2d
@@ -27,6 +28,7 @@ from d2ljax.nn.layers import Dropout
 
 __all__ = [
     "attention",
+    "gp",
     "masked_softmax",
     "positional_encoding",
     "rnn",
