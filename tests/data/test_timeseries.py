@@ -22,6 +22,10 @@ def test_decimal_year():
 
 
 def test_parsing_and_missing_weeks_on_a_small_wheel(tmp_path, monkeypatch):
+    # only this test's folders: the real file may already be in the user's cache
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("D2LJAX_DATA", str(tmp_path / "cache"))
+    monkeypatch.delenv("D2LJAX_DATA_PATH", raising=False)
     data = b"date,co2\n19580329,316.1\n19580405,\n19580412,317.6\n"
     wheels = tmp_path / "wheels"
     wheels.mkdir()
