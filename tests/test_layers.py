@@ -54,3 +54,15 @@ def test_the_check_sees_imports_inside_functions(tmp_path):
     src = tmp_path / "m.py"
     src.write_text("def f():\n    from d2ljax.data import translation\n    import d2ljax.train\n")
     assert _imports(src) == {"data", "train"}
+
+
+def test_every_subpackage_is_packaged():
+    """A non-editable ``pip install`` ships only the packages pyproject lists; a new subpackage
+    left out of that list imports in a development checkout and fails for every user."""
+    import tomllib
+
+    listed = set(tomllib.loads((PKG.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    on_disk = {".".join(("d2ljax",) + p.parent.relative_to(PKG).parts)
+               for p in PKG.rglob("__init__.py")}
+    assert on_disk - listed == set(), f"packages missing from pyproject.toml: {on_disk - listed}"
