@@ -1,6 +1,7 @@
 """The package's layers, checked on the import graph (read from the source with ``ast``, so
 imports inside functions count too): ``models/`` knows no dataset, loop or task; ``data/`` knows
-no model, loop or task; ``nn/`` knows only itself; ``train/`` is model- and dataset-agnostic."""
+no model, loop or task; ``nn/`` knows only itself; ``train/`` is model- and dataset-agnostic;
+``tune/`` uses everything but the CLI and is used by nothing below it."""
 
 import ast
 from pathlib import Path
@@ -10,10 +11,14 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "d2ljax"
 
 FORBIDDEN = {
-    "models": {"data", "train", "tasks", "experiment", "cli", "pretrained", "inference"},
-    "data": {"models", "train", "tasks", "nn", "experiment", "cli", "pretrained", "inference"},
-    "nn": {"models", "data", "train", "tasks", "experiment", "cli"},
-    "train": {"models", "data", "tasks", "experiment", "cli", "pretrained", "inference"},
+    "models": {"data", "train", "tasks", "experiment", "cli", "pretrained", "inference", "tune"},
+    "data": {"models", "train", "tasks", "nn", "experiment", "cli", "pretrained", "inference",
+             "tune"},
+    "nn": {"models", "data", "train", "tasks", "experiment", "cli", "tune"},
+    "train": {"models", "data", "tasks", "experiment", "cli", "pretrained", "inference", "tune"},
+    # tune/ sits above experiment (a trial is a run): it may use everything but the CLI, and only
+    # the CLI uses it
+    "tune": {"cli"},
 }
 
 
