@@ -13,3 +13,45 @@
 
 ``tune`` sits above :mod:`d2ljax.experiment` (a trial is a run); nothing but the CLI imports it.
 """
+
+from d2ljax.tune.objective import SEARCH_KEYS, TrialObjective, run_trial
+from d2ljax.tune.schedulers import (
+    ASHA,
+    FIFOScheduler,
+    Hyperband,
+    Job,
+    Scheduler,
+    SuccessiveHalving,
+    rung_levels,
+)
+from d2ljax.tune.searchers import (
+    Domain,
+    RandomSearcher,
+    Searcher,
+    choice,
+    loguniform,
+    randint,
+    uniform,
+)
+from d2ljax.tune.tuner import Tuner
+
+__all__ = [
+    "ASHA",
+    "Domain",
+    "FIFOScheduler",
+    "Hyperband",
+    "Job",
+    "RandomSearcher",
+    "SEARCH_KEYS",
+    "Scheduler",
+    "Searcher",
+    "SuccessiveHalving",
+    "TrialObjective",
+    "Tuner",
+    "choice",
+    "loguniform",
+    "randint",
+    "rung_levels",
+    "run_trial",
+    "uniform",
+]
