@@ -119,8 +119,11 @@ def _metrics(history: dict, epochs: int) -> dict:
     i = min(epochs, len(history.get("epoch", []))) - 1
     if i < 0:
         raise ValueError("the trial's history has no epoch")
-    out = {k: float(history[k][i]) for k in ("val_accuracy", "val_loss", "train_loss",
-                                             "train_accuracy") if k in history}
+    out = {
+        k: float(history[k][i])
+        for k in ("val_accuracy", "val_loss", "train_loss", "train_accuracy")
+        if k in history
+    }
     if "val_accuracy" not in out:
         raise ConfigError(
             "the tuning objective is the validation error: the experiment needs a validation "
@@ -154,8 +157,13 @@ def run_trial(
     if have and have[-1] >= epochs and (wd / "metrics.json").is_file():
         history = json.loads((wd / "metrics.json").read_text())
         out = _metrics(history, epochs)
-        return {**out, "epochs": epochs, "epochs_trained": 0, "diverged": 0,
-                "seconds": time.perf_counter() - t0}
+        return {
+            **out,
+            "epochs": epochs,
+            "epochs_trained": 0,
+            "diverged": 0,
+            "seconds": time.perf_counter() - t0,
+        }
     run_cfg = trial_config(cfg, {}, epochs)
     trained = 0
 
@@ -173,12 +181,22 @@ def run_trial(
         try:
             res = train(exp, wd, resume=True, log=count, plot=False, progress=False)
         except TrainingDiverged as e:
-            return {"val_error": 1.0, "epochs": epochs, "epochs_trained": trained,
-                    "diverged": 1, "seconds": time.perf_counter() - t0,
-                    "diverged_at": e.epoch}
+            return {
+                "val_error": 1.0,
+                "epochs": epochs,
+                "epochs_trained": trained,
+                "diverged": 1,
+                "seconds": time.perf_counter() - t0,
+                "diverged_at": e.epoch,
+            }
     out = _metrics(res.history, epochs)
-    return {**out, "epochs": epochs, "epochs_trained": trained, "diverged": 0,
-            "seconds": time.perf_counter() - t0}
+    return {
+        **out,
+        "epochs": epochs,
+        "epochs_trained": trained,
+        "diverged": 0,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 class TrialObjective:

@@ -84,7 +84,7 @@ class RandInt(Domain):
     high: int
 
     def __post_init__(self):
-        if not (isinstance(self.low, int) and isinstance(self.high, int)):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (self.low, self.high)):
             raise ValueError(f"randint needs integer bounds, got {self.low!r}, {self.high!r}")
         _check_range(self.low, self.high, "randint")
 
@@ -121,7 +121,8 @@ def loguniform(low: float, high: float) -> LogUniform:
 
 
 def randint(low: int, high: int) -> RandInt:
-    return RandInt(int(low), int(high))
+    ints = [int(v) if isinstance(v, np.integer) else v for v in (low, high)]
+    return RandInt(*ints)
 
 
 def choice(values: Sequence) -> Choice:
