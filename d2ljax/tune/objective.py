@@ -216,6 +216,11 @@ class TrialObjective:
     def workdir(self, trial_id: int) -> Path:
         return self.root / f"trial_{trial_id:03d}"
 
+    def history(self, trial_id: int) -> dict[str, list]:
+        """Trial ``trial_id``'s per-epoch history (its ``metrics.json``; empty if it has none)."""
+        path = self.workdir(trial_id) / "metrics.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
     def __call__(self, config: dict, epochs: int, trial_id: int) -> dict:
         return run_trial(
             config,

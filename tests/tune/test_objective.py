@@ -46,6 +46,7 @@ def test_successive_halving_on_softmax_regression_resumes_and_compiles_once(
     assert promoted == int(df.iloc[:2].sort_values("error").trial_id.iloc[0])
     assert checkpoint_epochs(objective.workdir(promoted))[-1] == 2
     assert checkpoint_epochs(objective.workdir(1 - promoted)) == [1]
+    assert objective.history(promoted)["epoch"] == [1, 2]
     assert programs.compiled_programs() == [("train_chunk", 1), ("eval_chunk", 1)]
     first = df[(df.trial_id == promoted) & (df.epochs == 1)].error.iloc[0]
     assert df.error.iloc[2] < first and df.error.iloc[2] < 0.35  # chance: 0.9
