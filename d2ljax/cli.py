@@ -106,6 +106,7 @@ BOOK_ORDER = {
     "bert_pretrain": "15.10",
     "bert_snli": "16.7",
     "gp_regression": "18.3",
+    "hpo_lenet": "19.1",
 }
 
 
