@@ -107,6 +107,7 @@ BOOK_ORDER = {
     "bert_snli": "16.7",
     "gp_regression": "18.3",
     "hpo_lenet": "19.1",
+    "gan_gaussian": "20.1",
 }
 
 

@@ -75,6 +75,17 @@ CONFIG_KEYS: dict[str, Key] = {
     "partition.fsdp_min_size": Key(int, low=0),
     "steps_per_call": Key(int, low=1, none=True, none_means="fit's default"),
     "on_nonfinite": Key(str, choices=("stop", "warn")),
+    "task": Key(Mapping, none=True, none_means="supervised learning of `loss`"),
+    "task.name": Key(str, choices=("supervised", "gan")),
+    "task.latent_shape": Key(list),
+    "task.discriminator": Key(Mapping),
+    "task.discriminator.name": Key(str),
+    "task.discriminator.kwargs": Key(Mapping),
+    "task.d_optimizer": Key(Mapping),
+    "task.d_optimizer.name": Key(str),
+    "task.d_optimizer.learning_rate": Key(float, low=0, low_open=True),
+    "task.d_optimizer.kwargs": Key(Mapping),
+    "task.preprocess": Key(str, choices=("none", "signed_pixels")),
 }
 
 #: Keys a resumed run may change (a key and everything under it): how long it runs, how often it
@@ -130,9 +141,15 @@ def validate(cfg: Config) -> None:
     check_values(cfg, CONFIG_KEYS)
     checks = [
         lambda: get_constructor(cfg.model.name),
-        lambda: get_loss(cfg.loss),
         lambda: _optimizer(cfg, None),
     ]
+    if _task_name(cfg) == "gan":  # the GAN task has its own losses (loss is not read)
+        checks += [
+            lambda: get_constructor(cfg.task.discriminator.name),
+            lambda: _d_optimizer(cfg, None),
+        ]
+    else:
+        checks.append(lambda: get_loss(cfg.loss))
     for check in checks:
         try:
             check()
@@ -257,6 +274,49 @@ def _optimizer(cfg: Config, steps_per_epoch: int | None):
     except (ValueError, TypeError) as e:
         raise ConfigError(f"config key `optimizer.schedule`: {e}") from None
     return make_optimizer(total_steps=total, **o, **kwargs)
+
+
+def _task_name(cfg: Config) -> str:
+    task = cfg.get("task")
+    return (task or {}).get("name", "supervised")
+
+
+def _d_optimizer(cfg: Config, steps_per_epoch: int | None):
+    """A GAN config's discriminator optimizer (``task.d_optimizer``, keys as ``optimizer``'s)."""
+    d_cfg = Config(
+        {**cfg.to_dict(), "optimizer": {**dict(cfg.optimizer), **dict(cfg.task.d_optimizer)}}
+    )
+    return _optimizer(d_cfg, steps_per_epoch)
+
+
+def _gan_task(exp: Experiment, precision: str):
+    """The GAN Task of a config with ``task.name = "gan"`` (book ch 20): the config's model is
+    the generator, ``optimizer`` its optimizer; ``task.discriminator`` (``name``, ``kwargs``) and
+    ``task.d_optimizer`` (``optimizer``'s keys, unset ones taken from it) the other player;
+    ``task.latent_shape`` the noise's shape without the batch axis; ``task.preprocess``
+    ``"signed_pixels"`` maps images from [0, 1] to [-1, 1] (a tanh generator's range)."""
+    from d2ljax.tasks import GANTask
+
+    cfg = exp.config
+    if precision != "float32":
+        raise ConfigError(
+            f"config key `precision`: the GAN task trains in float32 only, got {precision!r}"
+        )
+    t = cfg.task
+    d = dict(t.discriminator)
+    d_cfg = Config({**cfg.to_dict(), "model": {"name": d["name"], "kwargs": d.get("kwargs", {})}})
+    discriminator = build_model(d_cfg, cfg.seed + 1, exp.info)
+    shape = tuple(int(n) for n in t.latent_shape)
+    scale = (lambda x: 2.0 * x - 1.0) if t.get("preprocess") == "signed_pixels" else None
+    return GANTask(
+        exp.model,
+        discriminator,
+        exp.optimizer,
+        _d_optimizer(cfg, len(exp.train)),
+        latent_dim=int(np.prod(shape)),
+        latent_shape=shape,
+        preprocess=scale,
+    )
 
 
 def _parallel_kwargs(cfg: Config) -> dict:
@@ -510,7 +570,11 @@ def train(exp: Experiment, workdir=None, *, quiet: bool = False, **fit_kwargs) -
     if cfg.get("steps_per_call"):
         fit_kwargs.setdefault("steps_per_call", int(cfg.steps_per_call))
     parallel = {**_parallel_kwargs(cfg), **fit_kwargs}
-    task = SupervisedTask(exp.model, exp.optimizer, cfg.loss, precision=parallel.pop("precision"))
+    precision = parallel.pop("precision")
+    if _task_name(cfg) == "gan":
+        task = _gan_task(exp, precision)
+    else:
+        task = SupervisedTask(exp.model, exp.optimizer, cfg.loss, precision=precision)
     return fit(
         task,
         exp.train,

@@ -108,6 +108,13 @@ def _gp_regression(**kwargs) -> Splits:
     return gp_regression_data(**kwargs)
 
 
+@register_dataset("gan_toy", "1000 points X A + b, a 2-D Gaussian of mean [1, 2] (§20.1)")
+def _gan_toy(**kwargs) -> Splits:
+    from d2ljax.data.synthetic import gan_toy_data
+
+    return {"train": gan_toy_data(**kwargs)}
+
+
 @register_dataset("wikitext2_bert", "WikiText-2 paragraphs as BERT MLM + NSP examples (§15.9)")
 def _wikitext2_bert(**kwargs) -> Splits:
     from d2ljax.data.wikitext import load_bert_pretraining

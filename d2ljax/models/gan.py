@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from flax import nnx
 
+from d2ljax.models.registry import register
 
+
+@register("gan_toy_generator", description="§20.1 toy GAN generator: Linear(2, 2)")
 class ToyGenerator(nnx.Module):
     """``Linear(latent, 2)``: maps Gaussian noise to 2-D points (§20.1.2); 6 parameters at 2-D."""
 
@@ -15,6 +18,9 @@ class ToyGenerator(nnx.Module):
         return self.net(z_BL)
 
 
+@register(
+    "gan_toy_discriminator", description="§20.1 toy GAN discriminator: 2-5-3-1, tanh"
+)
 class ToyDiscriminator(nnx.Module):
     """``Linear(2, 5)``, tanh, ``Linear(5, 3)``, tanh, ``Linear(3, 1)`` (§20.1.2): one logit per
     point (real: 1); 37 parameters."""
