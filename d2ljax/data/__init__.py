@@ -115,6 +115,13 @@ def _gan_toy(**kwargs) -> Splits:
     return {"train": gan_toy_data(**kwargs)}
 
 
+@register_dataset("ptb_word2vec", "PTB centre words, contexts and noise words for word2vec (§15.3)")
+def _ptb_word2vec(**kwargs) -> Splits:
+    from d2ljax.data.word2vec import load_ptb_word2vec
+
+    return load_ptb_word2vec(**kwargs)
+
+
 @register_dataset("wikitext2_bert", "WikiText-2 paragraphs as BERT MLM + NSP examples (§15.9)")
 def _wikitext2_bert(**kwargs) -> Splits:
     from d2ljax.data.wikitext import load_bert_pretraining
