@@ -136,6 +136,20 @@ def _snli_bert(**kwargs) -> Splits:
     return load_snli_bert(**kwargs)
 
 
+@register_dataset("ml100k", "MovieLens 100K ratings (user, item, rating), 90/10 or seq-aware (§21.2)")
+def _ml100k(**kwargs) -> Splits:
+    from d2ljax.data.recsys import ml100k_splits
+
+    return ml100k_splits(**kwargs)
+
+
+@register_dataset("ml100k_autorec", "MovieLens 100K, one row of user ratings per item (§21.4)")
+def _ml100k_autorec(**kwargs) -> Splits:
+    from d2ljax.data.recsys import ml100k_item_vectors
+
+    return ml100k_item_vectors(**kwargs)
+
+
 __all__ = [
     "DATASETS",
     "ArrayLoader",

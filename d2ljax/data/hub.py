@@ -319,6 +319,21 @@ DATA_HUB: dict[str, HubEntry] = {
         ("sha1:cd4dcac4241c8a4ad7badc7ca635da8a69dddb83",),
         note="GroupLens' terms do not allow redistributing MovieLens: download it yourself.",
     ),
+    # The same 100,000 ratings, offline: RecBole 1.2.1's wheel ships them as an "atomic file"
+    # (a header line, then u.data's rows in u.data's order). Its own digest: it is not u.data.
+    "ml-100k-recbole": HubEntry(
+        "https://files.grouplens.org/datasets/movielens/ml-100k.zip",
+        ("sha1:141e9f240e98df5ec190929b3cac30d600ac66ee",),
+        archive=None,
+        filename="ml-100k.inter",
+        subdir="recbole",
+        wheel=WheelMember(
+            "recbole-1.2.1-*.whl",
+            "recbole/dataset_example/ml-100k/ml-100k.inter",
+            "recbole==1.2.1",
+        ),
+        note="GroupLens' terms do not allow redistributing MovieLens: never commit the file.",
+    ),
     # Gaussian processes (§18, beyond the book): the weekly Mauna Loa CO2 series, March 1958 -
     # December 2001, as statsmodels ships it (statsmodels/datasets/co2/co2.csv: "date,co2", dates
     # YYYYMMDD, 59 weeks with no value). It is statsmodels' own derived file, not the original
