@@ -19,6 +19,9 @@ FORBIDDEN = {
     # tune/ sits above experiment (a trial is a run): it may use everything but the CLI, and only
     # the CLI uses it
     "tune": {"cli"},
+    # envs/ are sources, like data/: RL environments know no model, loop, task or experiment
+    "envs": {"models", "data", "train", "tasks", "nn", "experiment", "cli", "pretrained",
+             "inference", "tune"},
 }
 
 
