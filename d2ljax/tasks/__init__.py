@@ -4,10 +4,12 @@
   3-16: regression, classification, language models, seq2seq, BERT).
 - :class:`GANTask` -- a generator and a discriminator, two optimizers (chapter 20).
 - :class:`GPTask` -- a Gaussian process's hyperparameters by its marginal likelihood (chapter 18).
+- :mod:`d2ljax.tasks.recsys` -- recommender systems' losses (``rating``, ``autorec``; chapter 21).
 """
 
 from d2ljax.tasks.gan import GANState, GANTask
 from d2ljax.tasks.gp import GPTask, learn_hyperparameters
+from d2ljax.tasks.recsys import rmse
 from d2ljax.tasks.supervised import SupervisedTask
 
-__all__ = ["GANState", "GANTask", "GPTask", "SupervisedTask", "learn_hyperparameters"]
+__all__ = ["GANState", "GANTask", "GPTask", "SupervisedTask", "learn_hyperparameters", "rmse"]
