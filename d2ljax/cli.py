@@ -1,4 +1,6 @@
-"""The command line: ``d2ljax train EXPERIMENT``, ``d2ljax list``, ``d2ljax show EXPERIMENT``.
+"""The command line: ``d2ljax train EXPERIMENT``, ``d2ljax list``, ``d2ljax show EXPERIMENT``,
+``d2ljax tune EXPERIMENT`` (hyperparameter search on Optuna, :mod:`d2ljax.tune.engine`) and
+``d2ljax runs [DIR]`` (the runs in a folder and their metrics, :mod:`d2ljax.train.tracking`).
 
 EXPERIMENT is the name of a config in ``configs/`` (``softmax_regression``), optionally with a
 variant (``softmax_regression:smoke``), or the path of a Python file that defines ``get_config``.
@@ -218,6 +220,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="discard existing checkpoints")
     t.add_argument("--data-dir", help="where datasets are found/downloaded (sets D2LJAX_DATA)")
     t.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
+    t.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard event files (scalars per epoch, the config as hparams) "
+        "into the workdir: tensorboard --logdir runs",
+    )
     m = t.add_argument_group(
         "multi-process (multi-host) training",
         "run the same command in every process; see tpu/README.md. Defaults come from "
@@ -232,10 +240,100 @@ def _parser() -> argparse.ArgumentParser:
         help="initialise jax.distributed from the environment (Cloud TPU pod slices)",
     )
     sub.add_parser("list", help="list the experiments, by book chapter")
+    _tune_parser(sub)
+    r = sub.add_parser("runs", help="the runs in a folder, with their final and best metrics")
+    r.add_argument("dir", nargs="?", default="runs", help="the folder (default: runs)")
+    r.add_argument("--plot", metavar="PNG", help="also draw every run's curve of --metric")
+    r.add_argument("--metric", default="val_accuracy", help="the metric --plot draws")
     s = sub.add_parser("show", help="print an experiment's config")
     s.add_argument("experiment")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     return p
+
+
+def _tune_parser(sub) -> None:
+    u = sub.add_parser(
+        "tune",
+        help="search an experiment's hyperparameters (Optuna; resumable, several workers)",
+        description="Run or continue the study of EXPERIMENT (a config with a SEARCH_SPACE, "
+        "e.g. hpo_lenet:cpu) until it has --trials finished trials. Run the same command again "
+        "(or in another shell, or with --workers) to continue it or to add a worker.",
+    )
+    u.add_argument("experiment", help="config name (NAME[:VARIANT]) or .py path")
+    u.add_argument("--trials", type=int, default=20, help="finished trials wanted (default 20)")
+    u.add_argument("--sampler", default="tpe", help="tpe (default) or random")
+    u.add_argument("--pruner", default="asha", help="asha (default), hyperband, median or none")
+    u.add_argument("--workdir", help="trials' folders and the study (default runs/tune/NAME)")
+    u.add_argument("--storage", help="default sqlite:///WORKDIR/study.db; or journal:PATH")
+    u.add_argument("--workers", type=int, default=1, help="processes running trials")
+    u.add_argument("--seed", type=int, help="the sampler's seed (default: random)")
+    u.add_argument("--r-min", type=int, default=2, help="first rung in epochs (default 2)")
+    u.add_argument("--eta", type=int, default=2, help="reduction factor (default 2)")
+    u.add_argument("--max-epochs", type=int, help="epochs of a full trial (default: config's)")
+    u.add_argument("--no-tensorboard", action="store_true", help="no event files per trial")
+    u.add_argument("--data-dir", help="where datasets are found/downloaded (sets D2LJAX_DATA)")
+
+
+def _tune(args) -> int:
+    if args.data_dir:
+        os.environ["D2LJAX_DATA"] = str(Path(args.data_dir).expanduser().absolute())
+    _enable_compilation_cache()
+    from d2ljax.tune.engine import tune
+
+    try:
+        result = tune(
+            args.experiment,
+            trials=args.trials,
+            sampler=args.sampler,
+            pruner=args.pruner,
+            workdir=args.workdir,
+            storage=args.storage,
+            seed=args.seed,
+            r_min=args.r_min,
+            eta=args.eta,
+            max_epochs=args.max_epochs,
+            tensorboard=not args.no_tensorboard,
+            workers=args.workers,
+            log=lambda line: print(line, flush=True),
+        )
+    except KeyboardInterrupt:
+        print(
+            "d2ljax: interrupted; the running trial resumes its checkpoint when you run the "
+            "same command again",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 130
+    counts = ", ".join(f"{n.lower()} {k}" for n, k in sorted(result.counts.items()))
+    print(f"study: {counts}; trials in {result.workdir}", flush=True)
+    best = result.best
+    if best is None:
+        print("best: no trial has completed yet", flush=True)
+        return 0
+    values = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                       for k, v in best["params"].items())
+    print(
+        f"best: trial {best['trial']}, val_error {best['value']:.4f} after {best['epochs']} "
+        f"epochs: {values}; its config: {Path(best['workdir']) / 'config.json'} "
+        f"(also in {result.workdir / 'best.json'})",
+        flush=True,
+    )
+    return 0
+
+
+def _runs(args) -> int:
+    from d2ljax.train.tracking import format_runs, list_runs, plot_runs
+
+    root = Path(args.dir)
+    if not root.is_dir():
+        raise ConfigError(f"{root} is not a folder (give the folder of the runs, e.g. runs)")
+    runs = list_runs(root)
+    if not runs:
+        raise ConfigError(f"no runs under {root} (a run is a folder with a metrics.json)")
+    print(format_runs(runs))
+    if args.plot:
+        print(f"curves of {args.metric}: {plot_runs(runs, args.plot, args.metric)}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,6 +381,10 @@ def _main(argv: list[str] | None) -> int:
                 for section, name, desc in items:
                     print(f"  {section:8s} {name:28s} {desc}")
             return 0
+        if args.command == "runs":
+            return _runs(args)
+        if args.command == "tune":
+            return _tune(args)
         if args.command == "train" and args.resume and args.overwrite:
             raise ConfigError(
                 "--resume and --overwrite contradict each other: --resume continues the "
@@ -316,13 +418,23 @@ def _main(argv: list[str] | None) -> int:
         )
         say = print if distributed.is_primary() else (lambda *a, **k: None)
         say(f"{args.experiment}: {cfg.description}\nworkdir: {workdir}", flush=True)
-        result = run(
-            cfg,
-            workdir,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            progress=False if args.no_progress else None,
-        )
+        callbacks = []
+        if args.tensorboard and distributed.is_primary():
+            from d2ljax.train.tracking import TensorBoardLogger
+
+            callbacks.append(TensorBoardLogger(workdir, hparams=cfg.to_dict()))
+        try:
+            result = run(
+                cfg,
+                workdir,
+                resume=args.resume,
+                overwrite=args.overwrite,
+                progress=False if args.no_progress else None,
+                callbacks=callbacks,
+            )
+        finally:
+            for cb in callbacks:
+                cb.close()
         final = {k: v[-1] for k, v in result.history.items() if isinstance(v, list) and v}
         say(
             "final: " + " ".join(f"{k} {v:.4f}" for k, v in final.items() if isinstance(v, float)),

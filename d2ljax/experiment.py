@@ -19,7 +19,7 @@ import inspect
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -424,12 +424,14 @@ def run(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool | None = None,
+    callbacks: Sequence = (),
 ) -> FitResult:
     """Train the experiment ``cfg`` describes; write metrics, curves and checkpoints to workdir.
 
     The config and the workdir are checked first (:func:`validate`, :func:`check_workdir`), then
     the data (:func:`build`); ``config.json`` is written once all of that passed, so a refused
-    run leaves the workdir as it was."""
+    run leaves the workdir as it was. ``callbacks`` are ``fit``'s, after the config's own (e.g.
+    a :class:`~d2ljax.train.tracking.TensorBoardLogger`); K-fold runs take none."""
     if resume and overwrite:
         raise ConfigError(
             "resume and overwrite contradict each other: --resume continues the checkpoints in "
@@ -439,7 +441,10 @@ def run(
     if cfg.get("kfold"):
         return run_kfold(cfg, workdir, resume=resume, overwrite=overwrite, progress=progress)
     if workdir is None:
-        return train(build(cfg), None, resume=resume, overwrite=overwrite, progress=progress)
+        return train(
+            build(cfg), None, resume=resume, overwrite=overwrite, progress=progress,
+            callbacks=callbacks,
+        )
     import jax
 
     wd = Path(workdir)
@@ -455,7 +460,9 @@ def run(
             exp = build(cfg)
             if jax.process_index() == 0:  # multi-host: one writer
                 (wd / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-            return train(exp, wd, resume=resume, overwrite=overwrite, progress=progress)
+            return train(
+                exp, wd, resume=resume, overwrite=overwrite, progress=progress, callbacks=callbacks
+            )
     except BaseException:
         if created and wd.is_dir() and not any(wd.iterdir()):
             wd.rmdir()  # a run refused before it wrote anything leaves not even its folder
@@ -565,6 +572,7 @@ def train(exp: Experiment, workdir=None, *, quiet: bool = False, **fit_kwargs) -
     early stopping, what a non-finite loss does, mesh); ``quiet`` silences the per-epoch lines
     and the curves plot."""
     cfg = exp.config
+    extra_callbacks = list(fit_kwargs.pop("callbacks", ()))
     if quiet:
         fit_kwargs.update(log=lambda line: None, plot=False)
     if cfg.get("steps_per_call"):
@@ -584,7 +592,7 @@ def train(exp: Experiment, workdir=None, *, quiet: bool = False, **fit_kwargs) -
         workdir=workdir,
         checkpoint_every=cfg.get("checkpoint_every", 1),
         on_nonfinite=cfg.get("on_nonfinite") or "stop",
-        callbacks=_callbacks(cfg),
+        callbacks=[*_callbacks(cfg), *extra_callbacks],
         mesh=exp.mesh,
         **parallel,
     )
