@@ -107,6 +107,8 @@ BOOK_ORDER = {
     "lr_schedule_cosine": "12.11.3",
     "bert_pretrain": "15.10",
     "bert_snli": "16.7",
+    "value_iteration": "17.2",
+    "qlearning": "17.3",
     "gp_regression": "18.3",
     "hpo_lenet": "19.1",
     "gan_gaussian": "20.1",

@@ -75,6 +75,9 @@ CONFIG_KEYS: dict[str, Key] = {
     "partition.fsdp_min_size": Key(int, low=0),
     "steps_per_call": Key(int, low=1, none=True, none_means="fit's default"),
     "on_nonfinite": Key(str, choices=("stop", "warn")),
+    "rl": Key(Mapping, none=True, none_means="not an RL experiment (experiment_rl.py)"),
+    "rl.steps_per_epoch": Key(int, low=1),
+    "rl.eval_episodes": Key(int, low=0),
     "task": Key(Mapping, none=True, none_means="supervised learning of `loss`"),
     "task.name": Key(str, choices=("supervised", "gan")),
     "task.latent_shape": Key(list),
@@ -139,6 +142,10 @@ def validate(cfg: Config) -> None:
     from d2ljax.train import get_loss
 
     check_values(cfg, CONFIG_KEYS)
+    if cfg.get("rl") is not None:  # an environment and an agent, no dataset: experiment_rl.py
+        from d2ljax.experiment_rl import validate_rl
+
+        return validate_rl(cfg)
     checks = [
         lambda: get_constructor(cfg.model.name),
         lambda: _optimizer(cfg, None),
@@ -438,6 +445,10 @@ def run(
             "the workdir, --overwrite deletes them; give one of them"
         )
     validate(cfg)
+    if cfg.get("rl") is not None:
+        from d2ljax.experiment_rl import run_rl
+
+        return run_rl(cfg, workdir, resume=resume, overwrite=overwrite, progress=progress)
     if cfg.get("kfold"):
         return run_kfold(cfg, workdir, resume=resume, overwrite=overwrite, progress=progress)
     if workdir is None:
