@@ -176,3 +176,47 @@ def test_hpo_lenet_space_maps_to_optuna_distributions():
     assert (lr.low, lr.high, lr.log) == (1e-2, 1.0, True)
     assert (bs.low, bs.high) == (32, 255)
     assert 1e-2 <= values["learning_rate"] <= 1 and 32 <= values["batch_size"] <= 255
+
+
+_KILLED_WORKER = """
+import os, signal, sys
+from d2ljax.tune.engine import tune
+
+def log(line):
+    if line.startswith("epoch 2/"):  # the worker dies in the middle of its trial
+        os.kill(os.getpid(), signal.SIGKILL)
+
+tune(sys.argv[1], trials=1, sampler="random", seed=0, pruner="none", workdir=sys.argv[2],
+     heartbeat=1, grace=2, trial_log=log, log=lambda s: None)
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_workers_trial_is_retried_in_its_own_folder(
+    fashion_mnist, tmp_path, config_file
+):
+    """A worker SIGKILLed mid-trial leaves its trial RUNNING; once its heartbeat is older than
+    the grace period the next worker fails it and runs it again with the same values in the same
+    folder (resuming whatever checkpoint it has): the study ends with the value of an
+    uninterrupted run."""
+    import subprocess
+    import sys
+    import time
+
+    wd = tmp_path / "study"
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_WORKER, config_file, str(wd)], timeout=300
+    )
+    assert proc.returncode == -9
+    (t0,) = _study(wd).trials
+    assert t0.state.name == "RUNNING"
+    time.sleep(3)  # > grace
+    result = tune(config_file, trials=1, sampler="random", seed=0, pruner="none", workdir=wd,
+                  heartbeat=1, grace=2, log=lambda s: None)
+    t0, t1 = result.study.trials
+    assert t0.state.name == "FAIL" and t1.state.name == "COMPLETE"
+    assert t1.params == t0.params == {"learning_rate": 0.1}
+    assert t1.user_attrs["workdir"] == "trial_000" and checkpoint_epochs(wd / "trial_000")[-1] == 3
+    setup = load_search(config_file)
+    ref = run_trial(t0.params, 3, tmp_path / "ref", base=setup.base, max_epochs=3)
+    assert t1.value == ref["val_error"]
