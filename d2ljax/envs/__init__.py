@@ -3,18 +3,21 @@
 training run, environment included, compiles into one program.
 
 - :class:`FrozenLake` -- gymnasium's ``FrozenLake-v1`` (§17.1-17.3), its transition table exact.
+- :class:`CartPole` -- gymnasium's ``CartPole-v1`` dynamics (the deep-RL agents beyond the book).
 
 Environments are sources, like datasets: they import nothing from the rest of the package but
 the name registry. ``make_env("frozenlake", is_slippery=False)`` builds one by name (for
 configs).
 """
 
+from d2ljax.envs.cartpole import CartPole, CartPoleState
 from d2ljax.envs.frozenlake import MAPS, FrozenLake, FrozenLakeState, Step
 from d2ljax.registry import Registry
 
 #: Environment name -> constructor.
 ENVS: Registry = Registry("environment")
 ENVS.register("frozenlake", FrozenLake)
+ENVS.register("cartpole", CartPole)
 
 
 def make_env(name: str, **kwargs):
@@ -22,4 +25,13 @@ def make_env(name: str, **kwargs):
     return ENVS.build(name, **kwargs)
 
 
-__all__ = ["ENVS", "MAPS", "FrozenLake", "FrozenLakeState", "Step", "make_env"]
+__all__ = [
+    "ENVS",
+    "MAPS",
+    "CartPole",
+    "CartPoleState",
+    "FrozenLake",
+    "FrozenLakeState",
+    "Step",
+    "make_env",
+]
