@@ -190,3 +190,30 @@ def bert_classification(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict
     mean, total = _weighted(ce_B, w_B)
     correct_B = jnp.argmax(logits_BC, axis=-1) == batch["y"]
     return mean, {"loss": total, "accuracy": (correct_B * w_B).sum(), "count": w_B.sum()}
+
+
+def masked_sigmoid_bce(
+    logits_BL: jax.Array, labels_BL: jax.Array, masks_BL: jax.Array
+) -> jax.Array:
+    """Per-example sigmoid binary cross-entropy over the positions where ``masks`` is 1,
+    averaged over them (book §15.4.1: ``SigmoidBCELoss(pred, label, mask) * L / mask.sum``),
+    ``[B]``; an example without any masked-in position has loss 0."""
+    masks_BL = masks_BL.astype(jnp.float32)
+    bce_BL = optax.sigmoid_binary_cross_entropy(logits_BL, labels_BL.astype(jnp.float32))
+    return (bce_BL * masks_BL).sum(-1) / jnp.maximum(masks_BL.sum(-1), 1.0)
+
+
+@register_loss("word2vec")
+def word2vec(model: nnx.Module, batch: dict) -> tuple[jax.Array, dict]:
+    """Skip-gram with negative sampling (book §15.4.2): ``model(centers [B, 1],
+    contexts_negatives [B, L])`` gives scores ``[B, 1, L]``; the loss is
+    :func:`masked_sigmoid_bce` against ``labels`` (1 for a context word, 0 for a noise word) over
+    ``masks`` (0 on padding), averaged over the batch. (The book sums it over the batch for the
+    gradient; with Adam the two train alike.) Reported: ``loss``, the per-example mean the book
+    prints."""
+    labels_BL = batch["labels"]
+    scores_BL = model(batch["centers"], batch["contexts_negatives"]).reshape(labels_BL.shape)
+    l_B = masked_sigmoid_bce(scores_BL, labels_BL, batch["masks"])
+    w_B = example_weights(batch, l_B.shape[0])
+    mean, total = _weighted(l_B, w_B)
+    return mean, {"loss": total, "count": w_B.sum()}
