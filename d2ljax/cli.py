@@ -113,6 +113,7 @@ BOOK_ORDER = {
     "gp_regression": "18.3",
     "hpo_lenet": "19.1",
     "gan_gaussian": "20.1",
+    "dcgan": "20.2",
     "mf_movielens": "21.3",
     "autorec_movielens": "21.4",
 }

@@ -115,6 +115,13 @@ def _gan_toy(**kwargs) -> Splits:
     return {"train": gan_toy_data(**kwargs)}
 
 
+@register_dataset("pokemon", "Pokemon sprites, 64x64 RGB, the book's DCGAN data (§20.2)")
+def _pokemon(**kwargs) -> Splits:
+    from d2ljax.data.pokemon import load_pokemon
+
+    return load_pokemon(**kwargs)
+
+
 @register_dataset("ptb_word2vec", "PTB centre words, contexts and noise words for word2vec (§15.3)")
 def _ptb_word2vec(**kwargs) -> Splits:
     from d2ljax.data.word2vec import load_ptb_word2vec

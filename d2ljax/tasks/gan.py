@@ -18,6 +18,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx, struct
 
@@ -160,3 +161,20 @@ class GANTask(Task):
         """``n`` generated samples from noise drawn with ``key`` (the generator in training mode,
         as the book samples: batch norms use the statistics of these ``n`` samples)."""
         return state.generator()(self.noise(key, n))
+
+
+def frechet_distance(a_ND, b_ND) -> float:
+    """The Fréchet distance between Gaussians fitted to two sets of feature vectors (rows):
+    ``|m_a - m_b|^2 + tr(C_a + C_b - 2 (C_a^1/2 C_b C_a^1/2)^1/2)``, in float64 on the host. On
+    Inception features it is the FID; on other features it is that features' distance, not
+    the FID. 0 for equal statistics; a constant set against ``b`` gives ``|m_a - m_b|^2 +
+    tr(C_b)``."""
+    a, b = np.asarray(a_ND, np.float64), np.asarray(b_ND, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(f"need two [N >= 2, D] arrays of one D, got {a.shape} and {b.shape}")
+    ca, cb = np.atleast_2d(np.cov(a.T)), np.atleast_2d(np.cov(b.T))
+    w, v = np.linalg.eigh(ca)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cb @ root_a), 0, None)).sum()
+    mean = ((a.mean(0) - b.mean(0)) ** 2).sum()
+    return float(mean + np.trace(ca) + np.trace(cb) - 2 * cross)
