@@ -44,6 +44,7 @@ import importlib.util
 import json
 import logging
 import os
+import socket
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -259,6 +260,7 @@ class OptunaObjective:
 
         folder = trial.user_attrs.get("workdir") or f"trial_{trial.number:03d}"
         trial.set_user_attr("workdir", folder)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         params = {k: suggest(trial, k, d) for k, d in self.setup.space.items()}
         shown = ", ".join(f"{k} {_fmt(v)}" for k, v in params.items())
         self.log(f"trial {trial.number}: {shown} ({folder})")
@@ -439,6 +441,9 @@ def tune(
     try:
         if left > 0:
             _optimize(study, objective, left, trials)
+    except BaseException:
+        _stop_workers(children)
+        raise
     finally:
         for i, child in enumerate(children, 1):
             code = child.wait()
@@ -475,6 +480,19 @@ except ConfigError as e:
     print(f"{prefix}d2ljax: error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
 """
+
+
+def _stop_workers(children, patience: float = 30.0) -> None:
+    """This process stops on an error or an interruption: its workers get ``patience`` seconds
+    (a Ctrl-C on the terminal reached them too), then SIGTERM, which ``fit`` turns into an
+    interruption (the running trial is retried on the next run)."""
+    import subprocess
+
+    for child in children:
+        try:
+            child.wait(timeout=patience)
+        except subprocess.TimeoutExpired:
+            child.terminate()
 
 
 def _start_worker(kwargs: dict, index: int):
