@@ -20,6 +20,7 @@ while a run trains, and the table of the runs in a folder.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from d2ljax.train.loop import Callback
+
+_WRITERS = itertools.count()
 
 #: History keys that are not metrics.
 _NOT_METRICS = ("epoch",)
@@ -84,7 +87,12 @@ class TensorBoardLogger(Callback):
             from tensorboardX import SummaryWriter
 
             self.logdir.mkdir(parents=True, exist_ok=True)
-            self._writer = SummaryWriter(logdir=str(self.logdir), flush_secs=self.flush_secs)
+            # tensorboardX names a file by the second and the host only, and opens it with
+            # "wb": a second writer in the same second would truncate the first's file
+            suffix = f".{os.getpid()}.{next(_WRITERS):04d}"
+            self._writer = SummaryWriter(
+                logdir=str(self.logdir), flush_secs=self.flush_secs, filename_suffix=suffix
+            )
         return self._writer
 
     def write_epoch(self, step: int, logs: Mapping[str, Any]) -> None:

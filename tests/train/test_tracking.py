@@ -129,3 +129,14 @@ def test_train_tensorboard_events_equal_metrics_json_and_resume_appends(
     cells = dict(zip(header.split(), row.split(), strict=True))
     assert cells["run"] == "softmax" and cells["epochs"] == "3"
     assert float(cells["val_accuracy"]) == pytest.approx(history["val_accuracy"][-1], abs=1e-4)
+
+
+def test_two_loggers_in_one_second_keep_both_files(tmp_path):
+    """A run resumed at once (same second, same host) adds a file instead of truncating the
+    first (tensorboardX alone names both files alike and opens them with "wb")."""
+    for step in (1, 2):
+        tb = TensorBoardLogger(tmp_path)
+        tb.write_epoch(step, {"epoch": step, "val_loss": 1.0 / step})
+        tb.close()
+    assert len(event_files(tmp_path)) == 2
+    assert read_scalars(tmp_path) == {"val_loss": {1: 1.0, 2: 0.5}}
