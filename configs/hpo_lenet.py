@@ -1,6 +1,7 @@
 """LeNet on Fashion-MNIST as chapter 19's tuning objective: learning rate and batch size searched.
 
     d2ljax train hpo_lenet          # the first configuration alone: lr 0.1, batch 128, 10 epochs
+    d2ljax tune hpo_lenet:cpu --trials 20 --workers 2   # Optuna: TPE + ASHA, resumable study
     notebooks/ch19_hyperparameter_optimization.ipynb   # random search, SH, ASHA, Hyperband
 
 The book's objective (§19.1-19.2): LeNet trained with SGD, validation error on the Fashion-MNIST
