@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from d2ljax.models.recsys import AutoRec, MatrixFactorization, predict_all
+from d2ljax.models.recsys import AutoRec, MatrixFactorization, NeuMF, predict_all
 from d2ljax.tasks.recsys import autorec_loss, rating_loss
 from d2ljax.train.state import num_params
 
@@ -43,6 +43,23 @@ def test_autorec_at_the_books_size():
     )
     net.train()
     assert not np.allclose(net(x), out)  # dropout 0.05 on the 500 hidden units
+
+
+def test_neumf_at_the_books_size():
+    net = NeuMF(10, 943, 1682, (10, 10, 10), rngs=nnx.Rngs(0))
+    # the book's NeuMF(10, 943, 1682, [10, 10, 10]): embeddings 2 * (943 + 1682) * 10 = 52,500,
+    # MLP 20*10+10 + 2 * (10*10+10) = 430, prediction Dense(1, no bias) on 20 inputs = 20
+    assert num_params(net) == 52_950
+    user, item = jnp.array([0, 942]), jnp.array([1681, 0])
+    out = net(user, item)
+    chex.assert_shape(out, (2,))
+    assert bool(jnp.all((out > 0) & (out < 1)))  # sigmoid scores
+    gmf = net.P.embedding[...][user] * net.Q.embedding[...][item]
+    h = jnp.concatenate([net.U.embedding[...][user], net.V.embedding[...][item]], -1)
+    for layer in net.mlp:
+        h = jnp.maximum(h @ layer.kernel[...] + layer.bias[...], 0)
+    ref = 1 / (1 + jnp.exp(-(jnp.concatenate([gmf, h], -1) @ net.prediction_layer.kernel[...])))
+    chex.assert_trees_all_close(out, ref[:, 0], rtol=1e-6)
 
 
 def test_rating_loss_by_hand():
