@@ -110,6 +110,7 @@ BOOK_ORDER = {
     "bert_snli": "16.7",
     "value_iteration": "17.2",
     "qlearning": "17.3",
+    "ppo_cartpole": "17.4",
     "gp_regression": "18.3",
     "hpo_lenet": "19.1",
     "gan_gaussian": "20.1",

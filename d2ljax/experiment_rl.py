@@ -28,10 +28,25 @@ from d2ljax.train.lock import WorkdirLock
 
 __all__ = ["AGENTS", "build_rl", "is_rl", "run_rl", "validate_rl"]
 
-#: Agent name -> ``Task`` constructor ``(env, **model.kwargs)``.
+def _ppo(env, seed: int = 0, *, num_hiddens: int = 64, **kwargs):
+    """PPO with an :class:`~d2ljax.models.actor_critic.ActorCritic` sized for ``env``."""
+    from flax import nnx
+
+    from d2ljax.models.actor_critic import ActorCritic
+    from d2ljax.tasks.ppo import PPOTask
+
+    model = ActorCritic(env.obs_shape[0], env.num_actions, num_hiddens, rngs=nnx.Rngs(seed))
+    return PPOTask(model, env, **kwargs)
+
+
+#: Agent name -> ``Task`` constructor ``(env, seed, **model.kwargs)`` (``seed``: the config's,
+#: for the parameters a constructor initialises).
 AGENTS: Registry = Registry("agent", error=ConfigError)
-AGENTS.register("value_iteration", ValueIterationTask, description="§17.2, on the env's table")
-AGENTS.register("q_learning", QLearningTask, description="§17.3, tabular, epsilon-greedy")
+AGENTS.register("value_iteration", lambda env, seed, **kw: ValueIterationTask(env, **kw),
+                description="§17.2, on the env's table")
+AGENTS.register("q_learning", lambda env, seed, **kw: QLearningTask(env, **kw),
+                description="§17.3, tabular, epsilon-greedy")
+AGENTS.register("ppo", _ppo, description="PPO with an actor-critic MLP (beyond the book)")
 
 
 def is_rl(cfg) -> bool:
@@ -51,7 +66,8 @@ def build_rl(cfg: Config):
     except (TypeError, ValueError) as e:
         raise ConfigError(f"config key `data.kwargs` ({cfg.data.name}): {e}") from None
     try:
-        task = AGENTS.build(cfg.model.name, env, **dict(cfg.model.get("kwargs", {})))
+        task = AGENTS.build(cfg.model.name, env, int(cfg.get("seed", 0)),
+                            **dict(cfg.model.get("kwargs", {})))
     except (TypeError, ValueError) as e:
         raise ConfigError(f"config key `model.kwargs` ({cfg.model.name}): {e}") from None
     return env, task

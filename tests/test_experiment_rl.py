@@ -49,3 +49,13 @@ def test_bad_rl_settings_are_one_error_line(override, message, tmp_path, capsys)
     assert code == 2 and len(err) == 1 and err[0].startswith("d2ljax: error: ")
     assert message in err[0]
     assert not (tmp_path / "w").exists()
+
+
+def test_ppo_config_settings_are_checked_before_work(tmp_path, capsys):
+    args = ["train", "ppo_cartpole:smoke", "--workdir", str(tmp_path / "w")]
+    assert main([*args, "--set", "model.kwargs.num_minibatches=3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "must divide into 3 minibatches" in err[0]
+    assert main([*args, "--set", "model.kwargs.num_layers=3"]) == 2
+    assert "unexpected keyword argument 'num_layers'" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
