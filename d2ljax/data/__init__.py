@@ -76,6 +76,20 @@ def _airfoil(**kwargs) -> Splits:
     return load_airfoil(**kwargs)
 
 
+@register_dataset("cifar10", "CIFAR-10 32x32 colour images, 50000 train / 10000 test (§14.1)")
+def _cifar10(**kwargs) -> Splits:
+    from d2ljax.data.cifar10 import load_cifar10
+
+    return load_cifar10(**kwargs)
+
+
+@register_dataset("kaggle_cifar10", "Kaggle CIFAR-10 PNGs, the book's train/valid split (§14.13)")
+def _kaggle_cifar10(**kwargs) -> Splits:
+    from d2ljax.data.cifar10 import load_kaggle_cifar10
+
+    return load_kaggle_cifar10(**kwargs)
+
+
 # Text datasets. A loader may add an ``"_info"`` entry next to its splits: facts the model needs
 # (``vocab_size``, vocabularies) that ``experiment.build`` passes to the model's constructor.
 

@@ -342,6 +342,29 @@ DATA_HUB: dict[str, HubEntry] = {
     "voc2012": _d2l("VOCtrainval_11-May-2012.tar", "4e443f8a2eca6b1dac8a6c57641b67dd40621a49"),
     "hotdog": _d2l("hotdog.zip", "fba480ffa8aa7e0febbb511d181409f899b9baa5"),
     "pokemon": _d2l("pokemon.zip", "c065c0e2593b8b161a2d7873e42418bf6a21106c"),
+    # CIFAR-10's python release (§14.1), with the MD5 its authors publish (torchvision's check).
+    "cifar10": HubEntry(
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        ("md5:c58f30108f718f92721af3b95e74349a",),
+    ),
+    # Kaggle CIFAR-10 samples (§14.13), offline: 1,000 training and 100 test PNGs as the d2l
+    # authors committed them to d2l-zh (data/kaggle_cifar10/train_1000samples, test_100samples,
+    # commit ce8501eb), zipped as kaggle_cifar10_samples/{train,test}/<id>.png; and the full
+    # Kaggle trainLabels.csv (50,000 rows), zipped, from d2l-en's history (data/).
+    "kaggle_cifar10_samples": HubEntry(
+        "https://github.com/d2l-ai/d2l-zh/tree/ce8501eb/data/kaggle_cifar10",
+        ("sha1:08665c6af439c937d06fab05bbd782907c1f0570",),
+        filename="kaggle_cifar10_samples_1000train_100test.zip",
+        note="Not one download: zip d2l-zh's data/kaggle_cifar10/train_1000samples and "
+        "test_100samples (commit ce8501eb) as kaggle_cifar10_samples/{train,test}/, or use the "
+        "book's kaggle_cifar10_tiny.zip (source='tiny').",
+    ),
+    "kaggle_cifar10_labels": HubEntry(
+        "https://github.com/d2l-ai/d2l-en/commits/master/data/kaggle_cifar10_trainLabels.csv.zip",
+        ("sha1:27a66502d432e43d91f7506806b930d196ce4a6e",),
+        note="Not a download: the file is in d2l-ai/d2l-en's git history (data/); Kaggle's "
+        "trainLabels.csv, zipped, is the same table.",
+    ),
     # Recommender systems.
     "ml-100k": HubEntry(
         "https://files.grouplens.org/datasets/movielens/ml-100k.zip",

@@ -35,6 +35,7 @@ __all__ = [
     "ResNeXtBlock",
     "ResNet",
     "ResNet18",
+    "ResNet18Small",
     "Residual",
 ]
 
@@ -307,6 +308,48 @@ class ResNeXt(nnx.Module):
             )
 
         self.stages, c = _build_stages(self.arch, block)
+        self.fc = nnx.Linear(c, num_classes, kernel_init=_KERNEL_INIT, rngs=rngs)
+
+    def __call__(self, x_BHWC: jax.Array) -> jax.Array:
+        h = _run_stages(self.stages, self.stem(x_BHWC))
+        return self.fc(jnp.mean(h, axis=(1, 2)))
+
+
+class _SmallStem(nnx.Module):
+    """The 32x32 stem of the book's §13.6 ResNet-18: ``Conv(64, 3x3, pad 1) -> BN -> relu``."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, rngs: nnx.Rngs):
+        self.conv = _conv(in_channels, out_channels, 3, rngs, padding=1)
+        self.bn = _bn(out_channels, rngs)
+
+    def __call__(self, x_BHWC: jax.Array) -> jax.Array:
+        return nnx.relu(self.bn(self.conv(x_BHWC)))
+
+
+@register("resnet18_small", description="§13.6/§14.1 ResNet-18 for 32x32 images (3x3 stem)")
+class ResNet18Small(nnx.Module):
+    """The "slightly modified ResNet-18" the book trains on CIFAR-10 (``d2l.resnet18(num_classes,
+    in_channels)`` of §13.6, used by §14.1 and §14.13): :class:`ResNet18` with a ``Conv(64, 3x3,
+    stride 1, pad 1) -> BN -> relu`` stem and no max-pooling, so 32x32 inputs reach the last
+    stage at 4x4. 11,176,970 parameters with 3 input channels and 10 classes. ``width`` (the
+    book: 64) is the first stage's channels, doubled at every later stage; narrower networks
+    train quickly on a CPU."""
+
+    def __init__(
+        self, num_classes: int = 10, in_channels: int = 3, width: int = 64, *, rngs: nnx.Rngs
+    ):
+        self.stem = _SmallStem(in_channels, width, rngs=rngs)
+        stages, c = [], width
+        for i, mult in enumerate((1, 2, 4, 8)):
+            n = width * mult
+            first = (
+                Residual(n, use_1x1conv=True, strides=2, in_channels=c, rngs=rngs)
+                if i > 0
+                else Residual(n, in_channels=c, rngs=rngs)
+            )
+            stages.append(nnx.List([first, Residual(n, rngs=rngs)]))
+            c = n
+        self.stages = nnx.List(stages)
         self.fc = nnx.Linear(c, num_classes, kernel_init=_KERNEL_INIT, rngs=rngs)
 
     def __call__(self, x_BHWC: jax.Array) -> jax.Array:
