@@ -31,6 +31,7 @@ __all__ = [
     "get_analogy",
     "get_similar_tokens",
     "knn",
+    "load_glove",
     "load_glove_6b_50d",
 ]
 
@@ -81,6 +82,20 @@ def load_glove_6b_50d(data_dir: str | os.PathLike | None = None) -> TokenEmbeddi
     vectors = np.load(vectors_path, allow_pickle=False)
     tokens = pd.read_parquet(io.BytesIO(vocab_path.read_bytes()))["index"].tolist()
     return TokenEmbedding(tokens, vectors)
+
+
+def load_glove(name: str, data_dir: str | os.PathLike | None = None) -> TokenEmbedding:
+    """Pretrained vectors by hub name (book §15.7.1): ``glove.6b.50d`` (from the wheel or the
+    d2l archive, :func:`load_glove_6b_50d`), ``glove.6b.100d``, ``glove.42b.300d`` or
+    ``wiki.en`` (fastText; the d2l archives, each holding a ``vec.txt``)."""
+    if name == "glove.6b.50d":
+        return load_glove_6b_50d(data_dir=data_dir)
+    if name not in ("glove.6b.100d", "glove.42b.300d", "wiki.en"):
+        raise ValueError(
+            f"unknown pretrained vectors {name!r}; known: glove.6b.50d, glove.6b.100d, "
+            "glove.42b.300d, wiki.en"
+        )
+    return _read_vec_txt(hub.find_file(hub.extract(name, data_dir=data_dir), "vec.txt"))
 
 
 def _read_vec_txt(path) -> TokenEmbedding:

@@ -298,6 +298,13 @@ DATA_HUB: dict[str, HubEntry] = {
         "http://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
         ("sha1:01ada507287d82875905620988597833ad4e0903",),
     ),
+    # The d2l authors' 40-review sample of aclImdb (§16.1; real reviews, 10 per split and label,
+    # original file names), from d2l-ai/d2l-en's history (data/aclImdb_tiny.zip). Offline copy.
+    "aclImdb_tiny": HubEntry(
+        "https://github.com/d2l-ai/d2l-en/commits/master/data/aclImdb_tiny.zip",
+        ("sha1:ad46fc41b7af455b0b4d990a274a727a525f2c0e",),
+        note="Not a download: the file is in d2l-ai/d2l-en's git history (data/).",
+    ),
     "SNLI": HubEntry(
         "https://nlp.stanford.edu/projects/snli/snli_1.0.zip",
         ("sha1:9fcde07509c7e87ec61c640c1b2753d9041758e4",),
