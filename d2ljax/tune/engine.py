@@ -386,9 +386,9 @@ def tune(
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             raise ConfigError(f"{what} must be an integer >= {low}, got {v!r}")
     setup = load_search(experiment)
-    horizon = int(max_epochs or setup.base.epochs)
-    if horizon < 1:
-        raise ConfigError(f"--max-epochs must be >= 1, got {horizon}")
+    horizon = setup.base.epochs if max_epochs is None else max_epochs
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise ConfigError(f"--max-epochs must be an integer >= 1, got {horizon!r}")
     r_min = min(r_min, horizon)
     from d2ljax.experiment import validate
 

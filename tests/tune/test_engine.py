@@ -143,6 +143,7 @@ def test_an_interrupted_trial_resumes_its_checkpoint(fashion_mnist, tmp_path, co
         (["--sampler", "grid"], "unknown sampler 'grid'"),
         (["--pruner", "halving"], "unknown pruner 'halving'"),
         (["--eta", "1"], "--eta must be an integer >= 2"),
+        (["--max-epochs", "0"], "--max-epochs must be an integer >= 1"),
         (["--storage", "redis://localhost"], "is not a database URL"),
     ],
 )
