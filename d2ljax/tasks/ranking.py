@@ -35,6 +35,7 @@ __all__ = [
     "PAIRWISE_LOSSES",
     "RankingTask",
     "bpr_loss",
+    "evaluate_ranking",
     "hinge_loss",
     "hit_and_auc",
     "interaction_matrix",
@@ -129,7 +130,10 @@ def hit_and_auc(
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "ks"))
-def _evaluate(graphdef, params, model_state, interacted_UI, test_item_U, ks):
+def evaluate_ranking(graphdef, params, model_state, interacted_UI, test_item_U, ks=(10, 50)):
+    """Mean ``hit@k`` and ``auc`` over all users of the model ``nnx.merge(graphdef, params,
+    model_state)``: :func:`score_all` then :func:`hit_and_auc`, one compiled call (943 users x
+    1,682 items with NeuMF: ~65 ms on a 2-core CPU, ``benchmarks/ranking_eval.py``)."""
     model = nnx.merge(graphdef, params, model_state)
     num_users, num_items = interacted_UI.shape
     scores_UI = score_all(model, num_users, num_items)
@@ -198,6 +202,6 @@ class RankingTask(Task):
         test_item[users], has[users] = np.asarray(data["item"]), True
         if not has.all():
             raise ValueError("the ranking evaluation needs one held-out item for every user")
-        out = _evaluate(state.eval_graphdef, state.params, state.model_state,
+        out = evaluate_ranking(state.eval_graphdef, state.params, state.model_state,
                         jnp.asarray(self.interactions), jnp.asarray(test_item), self.ks)
         return {k: float(v) for k, v in out.items()}
