@@ -105,6 +105,8 @@ BOOK_ORDER = {
     "airfoil_momentum": "12.6.2",
     "airfoil_adam": "12.10.2",
     "lr_schedule_cosine": "12.11.3",
+    "augment_cifar10": "14.1",
+    "kaggle_cifar10": "14.13",
     "word2vec_ptb": "15.4",
     "bert_pretrain": "15.10",
     "bert_snli": "16.7",

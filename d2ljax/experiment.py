@@ -29,7 +29,9 @@ from flax import nnx
 
 from d2ljax.config import Config, ConfigError, Key, check_values
 from d2ljax.data import ArrayLoader, image_transform, load_dataset
+from d2ljax.data.augment import make_augment
 from d2ljax.tasks import SupervisedTask
+from d2ljax.tasks.augmented import AugmentedTask
 from d2ljax.train import EarlyStopping, FitResult, fit, make_optimizer
 from d2ljax.train.lock import WorkdirLock
 from d2ljax.train.optimizer import make_schedule
@@ -51,6 +53,7 @@ CONFIG_KEYS: dict[str, Key] = {
     "data.val_split": Key(str, none=True, none_means="no validation"),
     "data.limit": Key(int, low=1, none=True, none_means="every example"),
     "data.kwargs": Key(Mapping),
+    "data.augment": Key(list, none=True, none_means="no augmentation"),
     "loss": Key(str),
     "optimizer": Key(Mapping),
     "optimizer.name": Key(str),
@@ -146,6 +149,10 @@ def validate(cfg: Config) -> None:
         from d2ljax.experiment_rl import validate_rl
 
         return validate_rl(cfg)
+    try:
+        make_augment(cfg.data.get("augment"))
+    except ValueError as e:
+        raise ConfigError(f"config key `data.augment`: {e}") from None
     checks = [
         lambda: get_constructor(cfg.model.name),
         lambda: _optimizer(cfg, None),
@@ -480,6 +487,24 @@ def run(
         raise
 
 
+def write_submission(exp: Experiment, result: FitResult, workdir) -> Path | None:
+    """A dataset with an unlabelled competition test set says so in its ``_info["submission"]``
+    (``x``: the test inputs, ``ids``, ``write(path, ids, outputs)``); the trained model's
+    outputs on ``x`` (through the loaders' transform) are then written to
+    ``workdir/submission.csv`` (book §14.13) by process 0. Returns the path, or None."""
+    import jax
+
+    sub = (exp.info or {}).get("submission")
+    if not sub or workdir is None or jax.process_index() != 0:
+        return None
+    from d2ljax.train import predict
+
+    outputs = predict(result.model, sub["x"], transform=exp.train.transform)
+    path = sub["write"](Path(workdir) / "submission.csv", sub["ids"], outputs)
+    print(f"wrote {path}", flush=True)
+    return path
+
+
 class _Absent:
     def __repr__(self) -> str:
         return "(absent)"
@@ -594,7 +619,10 @@ def train(exp: Experiment, workdir=None, *, quiet: bool = False, **fit_kwargs) -
         task = _gan_task(exp, precision)
     else:
         task = SupervisedTask(exp.model, exp.optimizer, cfg.loss, precision=precision)
-    return fit(
+    augment = make_augment(cfg.data.get("augment"))
+    if augment is not None:  # §14.1: on the device, inside the training step only
+        task = AugmentedTask(task, augment)
+    result = fit(
         task,
         exp.train,
         val_data=exp.val,
@@ -607,6 +635,8 @@ def train(exp: Experiment, workdir=None, *, quiet: bool = False, **fit_kwargs) -
         mesh=exp.mesh,
         **parallel,
     )
+    write_submission(exp, result, workdir)
+    return result
 
 
 def run_kfold(cfg: Config, workdir=None, *, resume=False, overwrite=False, progress=None):
