@@ -109,6 +109,7 @@ BOOK_ORDER = {
     "kaggle_cifar10": "14.13",
     "word2vec_ptb": "15.4",
     "bert_pretrain": "15.10",
+    "sentiment_birnn": "16.2",
     "bert_snli": "16.7",
     "value_iteration": "17.2",
     "qlearning": "17.3",

@@ -143,6 +143,13 @@ def _ptb_word2vec(**kwargs) -> Splits:
     return load_ptb_word2vec(**kwargs)
 
 
+@register_dataset("imdb", "IMDb movie reviews, positive / negative, padded word ids (§16.1)")
+def _imdb(**kwargs) -> Splits:
+    from d2ljax.data.imdb import load_imdb
+
+    return load_imdb(**kwargs)
+
+
 @register_dataset("wikitext2_bert", "WikiText-2 paragraphs as BERT MLM + NSP examples (§15.9)")
 def _wikitext2_bert(**kwargs) -> Splits:
     from d2ljax.data.wikitext import load_bert_pretraining

@@ -83,3 +83,21 @@ def test_birnn_with_frozen_glove_overfits_the_sample(tiny_imdb):
 
 
 EPOCHS = 40
+
+
+@pytest.mark.slow
+def test_sentiment_birnn_config_runs_offline(shared_data, tmp_path):
+    """``d2ljax train sentiment_birnn:smoke`` (the offline sample, GloVe 50d frozen), shortened to
+    50 tokens a review: the config builds the book's model with the loader's GloVe rows."""
+    from d2ljax.cli import load_config
+    from d2ljax.config import apply_overrides
+    from d2ljax.experiment import run
+
+    cfg = apply_overrides(load_config("sentiment_birnn:smoke"), ["data.kwargs.num_steps=50"])
+    try:
+        res = run(cfg, tmp_path, progress=False)
+    except hub.DataNotFoundError as e:
+        pytest.skip(f"the IMDb sample or GloVe 6B 50d is not available: {e}")
+    assert res.history["epoch"][-1] == 1
+    assert res.model.embedding[...].shape[1] == 50
+    assert np.isfinite(res.history["val_accuracy"][-1])
