@@ -42,7 +42,8 @@ class PPOState(TaskState, struct.PyTreeNode):
 
 class PPOTask(Task):
     """PPO on ``env`` with ``model`` (see the module docstring; defaults are PureJaxRL's
-    CartPole settings, without learning-rate annealing)."""
+    CartPole settings; ``anneal_iterations=N`` decays the learning rate linearly to 0 over N
+    iterations, as PureJaxRL does over its whole run, None keeps it constant)."""
 
     def __init__(
         self,
@@ -60,6 +61,7 @@ class PPOTask(Task):
         ent_coef: float = 0.01,
         vf_coef: float = 0.5,
         max_grad_norm: float = 0.5,
+        anneal_iterations: int | None = None,
     ):
         if (num_envs * num_steps) % num_minibatches:
             raise ValueError(
@@ -72,8 +74,13 @@ class PPOTask(Task):
         self.update_epochs, self.num_minibatches = int(update_epochs), int(num_minibatches)
         self.gamma, self.gae_lambda, self.clip_eps = float(gamma), float(gae_lambda), clip_eps
         self.ent_coef, self.vf_coef = float(ent_coef), float(vf_coef)
+        lr = learning_rate
+        if anneal_iterations:  # PureJaxRL's linear decay to 0 over the run's minibatch steps
+            lr = optax.linear_schedule(
+                learning_rate, 0.0, int(anneal_iterations) * self.update_epochs * num_minibatches
+            )
         self.tx = optax.chain(optax.clip_by_global_norm(max_grad_norm),
-                              optax.adam(learning_rate, eps=1e-5))
+                              optax.adam(lr, eps=1e-5))
 
     # -- the pieces of one iteration ------------------------------------------------------
 
