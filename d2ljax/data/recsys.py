@@ -25,6 +25,7 @@ from d2ljax.data import hub
 
 __all__ = [
     "COLUMNS",
+    "ml100k_sequences",
     "ml100k_item_vectors",
     "ml100k_splits",
     "load_ml100k",
@@ -186,5 +187,46 @@ def ml100k_item_vectors(
     return {
         "train": {"x": train_x, "y": train_x},
         "test": {"x": train_x, "y": test_y},
+        "_info": {"num_users": num_users, "num_items": num_items},
+    }
+
+
+def ml100k_sequences(
+    L: int = 5, *, data_dir: str | os.PathLike | None = None
+) -> dict:
+    """Caser's data (book §21.7, its ``SeqDataset``), from the seq-aware split with implicit
+    feedback: every window of ``L + 1`` consecutive training items of a user (by time), the
+    first ``L`` as ``seq`` and the last as ``item``, each user's windows from the latest back.
+    ``{"train": {"user": int32 [N], "seq": int32 [N, L], "item": int32 [N]}, "test": {"user",
+    "item" (the held-out latest item), "seq" (the user's last L training items)}, "_info":
+    {...}}``; 0-based ids. A user with at most ``L`` training items is an error (none in
+    MovieLens 100K at the book's L = 5)."""
+    data, num_users, num_items = read_ml100k(data_dir=data_dir)
+    train, test = split_ml100k(data, num_users, num_items, "seq-aware")
+    users, items, _, _ = load_ml100k(train, num_users, num_items, "implicit")
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    ends = np.r_[starts[1:], len(users)]
+    seq_u, seq_x, seq_y = [], [], []
+    last = np.zeros((num_users, L), np.int32)
+    for u, a, b in zip(users[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
+        if b - a <= L:
+            raise ValueError(f"user {u + 1} has {b - a} training items, not more than L={L}")
+        its = items[a:b]
+        stop = np.arange(len(its), L, -1)  # windows its[stop - L - 1 : stop], latest first
+        w = its[stop[:, None] - (L + 1) + np.arange(L + 1)]
+        seq_u.append(np.full(len(w), u)), seq_x.append(w[:, :L]), seq_y.append(w[:, L])
+        last[u] = its[-L:]
+    t_users, t_items, _, _ = load_ml100k(test, num_users, num_items, "implicit")
+    return {
+        "train": {
+            "user": np.concatenate(seq_u).astype(np.int32),
+            "seq": np.concatenate(seq_x).astype(np.int32),
+            "item": np.concatenate(seq_y).astype(np.int32),
+        },
+        "test": {
+            "user": t_users.astype(np.int32),
+            "item": t_items.astype(np.int32),
+            "seq": last[t_users],
+        },
         "_info": {"num_users": num_users, "num_items": num_items},
     }

@@ -86,15 +86,20 @@ def sample_negatives(
     return out_B.astype(user_B.dtype)
 
 
-def score_all(model, num_users: int, num_items: int, *, chunk: int = 64) -> jax.Array:
-    """``[num_users, num_items]``: ``model(user, item)`` for every pair, ``chunk`` users at a
-    time (``lax.map``); call it inside ``jax.jit``."""
+def score_all(
+    model, num_users: int, num_items: int, *, seq_UL: jax.Array | None = None, chunk: int = 64
+) -> jax.Array:
+    """``[num_users, num_items]``: ``model(user, item)`` for every pair (``model(user,
+    seq_UL[user], item)`` for a sequence-aware model), ``chunk`` users at a time
+    (``lax.map``); call it inside ``jax.jit``."""
     padded = -(-num_users // chunk) * chunk
     users_NC = jnp.minimum(jnp.arange(padded), num_users - 1).reshape(-1, chunk)
     items = jnp.arange(num_items)
 
     def block(u_C):
-        return model(jnp.repeat(u_C, num_items), jnp.tile(items, chunk)).reshape(chunk, num_items)
+        u_P, i_P = jnp.repeat(u_C, num_items), jnp.tile(items, chunk)
+        out_P = model(u_P, i_P) if seq_UL is None else model(u_P, seq_UL[u_P], i_P)
+        return out_P.reshape(chunk, num_items)
 
     return jax.lax.map(block, users_NC).reshape(padded, num_items)[:num_users]
 
@@ -130,13 +135,15 @@ def hit_and_auc(
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "ks"))
-def evaluate_ranking(graphdef, params, model_state, interacted_UI, test_item_U, ks=(10, 50)):
+def evaluate_ranking(
+    graphdef, params, model_state, interacted_UI, test_item_U, ks=(10, 50), seq_UL=None
+):
     """Mean ``hit@k`` and ``auc`` over all users of the model ``nnx.merge(graphdef, params,
     model_state)``: :func:`score_all` then :func:`hit_and_auc`, one compiled call (943 users x
     1,682 items with NeuMF: ~65 ms on a 2-core CPU, ``benchmarks/ranking_eval.py``)."""
     model = nnx.merge(graphdef, params, model_state)
     num_users, num_items = interacted_UI.shape
-    scores_UI = score_all(model, num_users, num_items)
+    scores_UI = score_all(model, num_users, num_items, seq_UL=seq_UL)
     return {k: v.mean() for k, v in hit_and_auc(scores_UI, interacted_UI, test_item_U, ks).items()}
 
 
@@ -149,6 +156,8 @@ class RankingTask(Task):
 
     ``epoch_metrics(state, data)``: ``data`` is ``{"user", "item"}`` with one held-out item per
     user (the seq-aware test split): mean ``hit@k`` for ``ks`` and ``auc`` over those users.
+    A sequence-aware model (Caser, §21.7) is called ``model(user, seq, item)``: its batches and
+    ``data`` carry ``"seq"`` too (``[B, L]`` previous items; in ``data`` each user's last L).
     ``model`` is a module or a function ``rngs -> module`` (as :class:`SupervisedTask` takes).
     """
 
@@ -180,8 +189,12 @@ class RankingTask(Task):
         return TrainState.create(model, self.optimizer, rng=rng)
 
     def _pair_loss(self, model, batch):
-        pos_B = model(batch["user"], batch["item"])
-        neg_B = model(batch["user"], batch["negative"])
+        if "seq" in batch:  # a sequence-aware model (Caser): the user's previous items too
+            pos_B = model(batch["user"], batch["seq"], batch["item"])
+            neg_B = model(batch["user"], batch["seq"], batch["negative"])
+        else:
+            pos_B = model(batch["user"], batch["item"])
+            neg_B = model(batch["user"], batch["negative"])
         if self.loss == "hinge":
             l_B = hinge_loss(pos_B, neg_B, self.margin)
         else:
@@ -202,6 +215,12 @@ class RankingTask(Task):
         test_item[users], has[users] = np.asarray(data["item"]), True
         if not has.all():
             raise ValueError("the ranking evaluation needs one held-out item for every user")
+        seq = None
+        if "seq" in data:
+            seq = np.zeros((len(has), np.shape(data["seq"])[1]), np.int32)
+            seq[users] = np.asarray(data["seq"])
+            seq = jnp.asarray(seq)
         out = evaluate_ranking(state.eval_graphdef, state.params, state.model_state,
-                        jnp.asarray(self.interactions), jnp.asarray(test_item), self.ks)
+                               jnp.asarray(self.interactions), jnp.asarray(test_item), self.ks,
+                               seq)
         return {k: float(v) for k, v in out.items()}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from d2ljax.data import hub, load_dataset
-from d2ljax.data.recsys import load_ml100k, read_ml100k, split_ml100k
+from d2ljax.data.recsys import load_ml100k, ml100k_sequences, read_ml100k, split_ml100k
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,27 @@ def test_the_datasets_configs_name(ml100k):
     assert not ((v["train"]["x"] > 0) & (v["test"]["y"] > 0)).any()
     seq = load_dataset("ml100k", split_mode="seq-aware", feedback="implicit")
     assert len(seq["test"]["user"]) == 943 and set(seq["test"]["rating"].tolist()) == {1.0}
+
+
+def test_caser_windows_are_the_books_seqdataset(ml100k):
+    data, nu, ni = ml100k
+    s = ml100k_sequences(5)
+    train, test = split_ml100k(data, nu, ni, "seq-aware")
+    per_user = {u: g["item_id"].to_numpy() - 1 for u, g in train.groupby("user_id", sort=True)}
+    assert len(s["train"]["user"]) == 99057 - 5 * 943 == 94342  # SeqDataset's ns
+    u0 = per_user[1]  # user 1's windows, latest first: its[-6:], its[-7:-1], ...
+    np.testing.assert_array_equal(s["train"]["seq"][0], u0[-6:-1])
+    assert s["train"]["item"][0] == u0[-1] and s["train"]["item"][1] == u0[-2]
+    rows = np.flatnonzero(s["train"]["user"] == 0)
+    assert len(rows) == len(u0) - 5
+    windows = np.c_[s["train"]["seq"][rows], s["train"]["item"][rows]]
+    expected = [u0[e - 6 : e] for e in range(len(u0), 5, -1)]
+    np.testing.assert_array_equal(windows, expected)
+    for u in (0, 500, 942):  # test_seq: the last L training items, before the held-out one
+        last = s["test"]["seq"][s["test"]["user"] == u][0]
+        np.testing.assert_array_equal(last, per_user[u + 1][-5:])
+    held_out = dict(zip(test["user_id"] - 1, test["item_id"] - 1, strict=True))
+    assert all(held_out[u] == i for u, i in zip(s["test"]["user"], s["test"]["item"], strict=True))
 
 
 def test_bad_arguments_are_refused(ml100k):

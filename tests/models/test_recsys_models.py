@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from d2ljax.models.recsys import AutoRec, MatrixFactorization, NeuMF, predict_all
+from d2ljax.models.recsys import AutoRec, Caser, MatrixFactorization, NeuMF, predict_all
 from d2ljax.tasks.recsys import autorec_loss, rating_loss
 from d2ljax.train.state import num_params
 
@@ -60,6 +60,21 @@ def test_neumf_at_the_books_size():
         h = jnp.maximum(h @ layer.kernel[...] + layer.bias[...], 0)
     ref = 1 / (1 + jnp.exp(-(jnp.concatenate([gmf, h], -1) @ net.prediction_layer.kernel[...])))
     chex.assert_trees_all_close(out, ref[:, 0], rtol=1e-6)
+
+
+def test_caser_at_the_books_size():
+    net = Caser(10, 943, 1682, L=5, rngs=nnx.Rngs(params=0, dropout=1))
+    # the book's Caser(10, 943, 1682, L=5, d=16, d_prime=4): P 9,430 + Q 16,820 + vertical conv
+    # 4*5+4 + horizontal convs 16*10*(1+2+3+4+5)+5*16 + fc (40+80)*10+10 + Q' 1682*20 + b 1,682
+    assert num_params(net) == 65_286
+    user, seq, item = jnp.array([0, 942]), jnp.array([[1, 2, 3, 4, 5], [0, 0, 7, 9, 1681]]), \
+        jnp.array([1681, 0])
+    net.eval()
+    out = net(user, seq, item)
+    chex.assert_shape(out, (2,))
+    chex.assert_trees_all_close(out, net(user, seq, item))
+    # the order of the history matters (the horizontal filters see it)
+    assert not np.allclose(out, net(user, seq[:, ::-1], item))
 
 
 def test_rating_loss_by_hand():

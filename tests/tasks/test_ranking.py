@@ -11,7 +11,7 @@ import pytest
 from flax import nnx
 
 from d2ljax.data import ArrayLoader, hub
-from d2ljax.models.recsys import NeuMF
+from d2ljax.models.recsys import Caser, NeuMF
 from d2ljax.tasks.ranking import (
     RankingTask,
     bpr_loss,
@@ -83,6 +83,16 @@ def test_score_all_equals_the_per_pair_forward():
     every = jax.jit(lambda: score_all(net, 70, 9, chunk=16))()
     u, i = np.meshgrid(np.arange(70), np.arange(9), indexing="ij")
     np.testing.assert_allclose(every, net(u.ravel(), i.ravel()).reshape(70, 9), rtol=1e-6)
+
+
+def test_score_all_of_a_sequence_aware_model():
+    net = Caser(4, 20, 9, L=3, d=2, d_prime=2, rngs=nnx.Rngs(params=0, dropout=1))
+    net.eval()
+    seq = jnp.asarray(np.random.default_rng(0).integers(0, 9, (20, 3)), jnp.int32)
+    every = jax.jit(lambda: score_all(net, 20, 9, seq_UL=seq, chunk=8))()
+    u, i = np.meshgrid(np.arange(20), np.arange(9), indexing="ij")
+    ref = net(u.ravel(), seq[u.ravel()], i.ravel()).reshape(20, 9)
+    np.testing.assert_allclose(every, ref, rtol=1e-5, atol=1e-7)
 
 
 def test_bad_ranking_settings_are_refused():
