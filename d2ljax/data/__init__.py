@@ -164,7 +164,9 @@ def _snli_bert(**kwargs) -> Splits:
     return load_snli_bert(**kwargs)
 
 
-@register_dataset("ml100k", "MovieLens 100K ratings (user, item, rating), 90/10 or seq-aware (§21.2)")
+@register_dataset(
+    "ml100k", "MovieLens 100K ratings (user, item, rating), 90/10 or seq-aware split (§21.2)"
+)
 def _ml100k(**kwargs) -> Splits:
     from d2ljax.data.recsys import ml100k_splits
 
