@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from d2ljax.tasks.supervised import init_train_state
 from d2ljax.train.losses import example_weights
 from d2ljax.train.state import TrainState
 from d2ljax.train.steps import train_step
@@ -182,11 +183,7 @@ class RankingTask(Task):
         self.interactions = interactions
 
     def init(self, rng: jax.Array, spec: Any = None) -> TrainState:
-        model = self._model
-        if not isinstance(model, nnx.Module):
-            key = jax.random.fold_in(rng, 1)
-            model = model(nnx.Rngs(params=key, dropout=jax.random.fold_in(key, 1)))
-        return TrainState.create(model, self.optimizer, rng=rng)
+        return init_train_state(self._model, self.optimizer, rng)
 
     def _pair_loss(self, model, batch):
         if "seq" in batch:  # a sequence-aware model (Caser): the user's previous items too

@@ -20,6 +20,16 @@ from d2ljax.train.steps import compute_dtype, eval_step, train_step
 from d2ljax.train.task import Task
 
 
+def init_train_state(model, optimizer, rng: jax.Array) -> TrainState:
+    """One model and its optimizer as a :class:`TrainState`. ``model`` is a module, or a factory
+    ``rngs -> module`` called with parameter key ``fold_in(rng, 1)`` and a dropout key folded from
+    it, so that one seed gives one initialisation whichever Task builds it."""
+    if not isinstance(model, nnx.Module):
+        key = jax.random.fold_in(rng, 1)
+        model = model(nnx.Rngs(params=key, dropout=jax.random.fold_in(key, 1)))
+    return TrainState.create(model, optimizer, rng=rng)
+
+
 class SupervisedTask(Task):
     """Train ``model`` with ``optimizer`` on ``loss`` (a registered name or ``fn(model, batch) ->
     (loss, metric_sums)``, see :mod:`d2ljax.train.losses`).
@@ -48,11 +58,7 @@ class SupervisedTask(Task):
         self.precision = precision
 
     def init(self, rng: jax.Array, spec: Any = None) -> TrainState:
-        model = self._model
-        if not isinstance(model, nnx.Module):
-            key = jax.random.fold_in(rng, 1)
-            model = model(nnx.Rngs(params=key, dropout=jax.random.fold_in(key, 1)))
-        return TrainState.create(model, self.optimizer, rng=rng)
+        return init_train_state(self._model, self.optimizer, rng)
 
     def train_step(self, state, batch):
         return train_step(state, batch, self.loss_fn, self.precision)
