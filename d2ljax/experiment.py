@@ -463,28 +463,45 @@ def run(
             build(cfg), None, resume=resume, overwrite=overwrite, progress=progress,
             callbacks=callbacks,
         )
+    with claimed_workdir(cfg, workdir, resume=resume, overwrite=overwrite) as wd:
+        exp = build(cfg)
+        write_config(cfg, wd)
+        return train(
+            exp, wd, resume=resume, overwrite=overwrite, progress=progress, callbacks=callbacks
+        )
+
+
+@contextlib.contextmanager
+def claimed_workdir(cfg: Config, workdir: str | os.PathLike, *, resume: bool, overwrite: bool):
+    """The workdir of a run about to start, checked (:func:`check_workdir`) before even its
+    folder is written, then locked (process 0) and checked again now that it is ours. The lock
+    covers what the run does inside the block — writing ``config.json``, training (fit's own lock
+    nests in it) — so a second run is refused before it can overwrite anything of the first. A
+    run refused or failed before it wrote anything leaves not even the folder it created."""
     import jax
 
     wd = Path(workdir)
-    check_workdir(cfg, wd, resume=resume, overwrite=overwrite)  # before writing even the folder
+    check_workdir(cfg, wd, resume=resume, overwrite=overwrite)
     created = not wd.exists()
     wd.mkdir(parents=True, exist_ok=True)
-    # The workdir's lock covers the checks and config.json too (fit's own lock nests in it), so
-    # a second run is refused before it can overwrite anything of the first.
     lock = WorkdirLock(wd) if jax.process_index() == 0 else contextlib.nullcontext()
     try:
         with lock:
-            check_workdir(cfg, wd, resume=resume, overwrite=overwrite)  # again, now it is ours
-            exp = build(cfg)
-            if jax.process_index() == 0:  # multi-host: one writer
-                (wd / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-            return train(
-                exp, wd, resume=resume, overwrite=overwrite, progress=progress, callbacks=callbacks
-            )
+            check_workdir(cfg, wd, resume=resume, overwrite=overwrite)
+            yield wd
     except BaseException:
         if created and wd.is_dir() and not any(wd.iterdir()):
-            wd.rmdir()  # a run refused before it wrote anything leaves not even its folder
+            wd.rmdir()
         raise
+
+
+def write_config(cfg: Config, workdir: Path) -> None:
+    """``workdir/config.json``: the run's full config, written by process 0 (multi-host: one
+    writer), once the run has been accepted."""
+    import jax
+
+    if jax.process_index() == 0:
+        (workdir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
 
 
 def write_submission(exp: Experiment, result: FitResult, workdir) -> Path | None:

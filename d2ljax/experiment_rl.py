@@ -13,18 +13,14 @@ policy's success rate is measured on that many episodes after every epoch; 0: no
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from d2ljax.config import Config, ConfigError
 from d2ljax.envs import ENVS, make_env
 from d2ljax.registry import Registry, UnknownNameError
 from d2ljax.tasks.tabular_rl import QLearningTask, ValueIterationTask, evaluation_episodes
 from d2ljax.train import FitResult, fit
-from d2ljax.train.lock import WorkdirLock
 
 __all__ = ["AGENTS", "build_rl", "is_rl", "run_rl", "validate_rl"]
 
@@ -90,7 +86,7 @@ def run_rl(
 ) -> FitResult:
     """Train the agent of an RL config (see the module docstring) with ``fit`` and no data;
     with a workdir it is checked, locked and gets ``config.json`` as every run does."""
-    from d2ljax.experiment import check_workdir
+    from d2ljax.experiment import claimed_workdir, write_config
 
     env, task = build_rl(cfg)
     n_eval = int(cfg.rl.get("eval_episodes", 0))
@@ -111,20 +107,6 @@ def run_rl(
         kwargs["steps_per_call"] = int(cfg.steps_per_call)
     if workdir is None:
         return fit(task, None, workdir=None, **kwargs)
-    import jax
-
-    wd = Path(workdir)
-    check_workdir(cfg, wd, resume=resume, overwrite=overwrite)
-    created = not wd.exists()
-    wd.mkdir(parents=True, exist_ok=True)
-    lock = WorkdirLock(wd) if jax.process_index() == 0 else contextlib.nullcontext()
-    try:
-        with lock:
-            check_workdir(cfg, wd, resume=resume, overwrite=overwrite)
-            if jax.process_index() == 0:
-                (wd / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-            return fit(task, None, workdir=wd, **kwargs)
-    except BaseException:
-        if created and wd.is_dir() and not any(wd.iterdir()):
-            wd.rmdir()
-        raise
+    with claimed_workdir(cfg, workdir, resume=resume, overwrite=overwrite) as wd:
+        write_config(cfg, wd)
+        return fit(task, None, workdir=wd, **kwargs)
